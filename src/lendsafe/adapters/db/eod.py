@@ -1,0 +1,174 @@
+"""Set-based close of business: a handful of SQL statements per chunk of loans.
+
+Each chunk of loan ids is one transaction that runs every step for those loans and moves
+their ``last_closed_day`` to the date, so a run killed between chunks and run again
+finishes exactly where one clean run would (finished chunks are skipped by the guard
+``last_closed_day = date − 1``). The statements implement the definitions documented in
+``lendsafe.domain.lending.loan`` and are checked against that pure reference in tests.
+Integer arithmetic only; half-up rounding of non-negative values is ``(2a + b) / (2b)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy import Connection, Engine, text
+
+from lendsafe.domain.calendar import day_number
+from lendsafe.domain.lending.delinquency import DEFAULT_BUCKETS, Bucket
+from lendsafe.domain.lending.loan import PENALTY_RATE_SCALE
+
+CHUNK = "id BETWEEN :lo AND :hi"
+OPEN = f"status = 'active' AND last_closed_day = :prev AND {CHUNK}"
+CLOSED = f"status = 'active' AND last_closed_day = :d AND {CHUNK}"
+PENALTY = (
+    f"(2 * arrears_minor * penalty_rate_ppm + {365 * PENALTY_RATE_SCALE}) "
+    f"/ {2 * 365 * PENALTY_RATE_SCALE}"
+)
+PENALTY_DUE = (
+    f"{OPEN} AND oldest_unpaid_due_day IS NOT NULL "
+    "AND :d - oldest_unpaid_due_day > grace_days AND arrears_minor > 0"
+)
+TARGET = (
+    "(CASE WHEN :d >= cur_due_day OR cur_due_day <= cur_start_day THEN cur_interest_due_minor "
+    "WHEN :d <= cur_start_day THEN cur_base_minor "
+    "ELSE cur_base_minor + (2 * (cur_interest_due_minor - cur_base_minor) * (:d - cur_start_day)"
+    " + (cur_due_day - cur_start_day)) / (2 * (cur_due_day - cur_start_day)) END)"
+)
+DELTA = f"(CASE WHEN {TARGET} > cur_recognized_minor THEN {TARGET} - cur_recognized_minor ELSE 0 END)"
+JOURNAL = (
+    "INSERT INTO journal_entries "
+    "(business_day, loan_id, kind, debit_account, credit_account, amount_minor) "
+)
+DUE_TODAY = f"{CLOSED} AND cur_due_day = :d"
+CURRENT = "installments.loan_id = loans.id AND installments.seq = loans.cur_seq"
+
+
+def _bucket_case(buckets: tuple[Bucket, ...]) -> str:
+    arms = []
+    for bucket in buckets:
+        upper = "" if bucket.max_days is None else f" AND days <= {int(bucket.max_days)}"
+        code = bucket.code.replace("'", "''")
+        arms.append(f"WHEN days >= {int(bucket.min_days)}{upper} THEN '{code}'")
+    return "CASE " + " ".join(arms) + " END"
+
+
+def _statements(buckets: tuple[Bucket, ...]) -> list[tuple[str, str]]:
+    """(name, SQL) in execution order; names ending in ``:journal`` insert entries."""
+    days = "(CASE WHEN oldest_unpaid_due_day < :d THEN :d - oldest_unpaid_due_day ELSE 0 END)"
+    bucket = _bucket_case(buckets).replace("days", days)
+    charge_off = f"{CLOSED} AND days_past_due >= charge_off_days"
+    co_columns = (
+        ("principal_outstanding_minor", "1100"),
+        ("interest_receivable_minor", "1110"),
+        ("fee_receivable_minor", "1120"),
+        ("penalty_recognized_minor - penalty_paid_minor", "1130"),
+    )
+    return [
+        ("penalty:journal", f"{JOURNAL} SELECT :d, id, 'penalty', '1130', '4020', {PENALTY} "
+         f"FROM loans WHERE {PENALTY_DUE} AND {PENALTY} > 0"),
+        ("penalty", f"UPDATE loans SET penalty_recognized_minor = penalty_recognized_minor + "
+         f"{PENALTY} WHERE {PENALTY_DUE}"),
+        ("interest:journal", f"{JOURNAL} SELECT :d, id, 'accrual', '1110', '4000', {DELTA} "
+         f"FROM loans WHERE {OPEN} AND cur_due_day IS NOT NULL AND {DELTA} > 0"),
+        ("interest", f"UPDATE loans SET interest_receivable_minor = interest_receivable_minor + "
+         f"COALESCE({DELTA}, 0), cur_recognized_minor = COALESCE(cur_recognized_minor + {DELTA}, "
+         f"cur_recognized_minor), last_closed_day = :d WHERE {OPEN}"),
+        ("fee:journal", f"{JOURNAL} SELECT :d, loans.id, 'fee', '1120', '4010', "
+         "installments.fee_due_minor - installments.fee_recognized_minor "
+         f"FROM loans JOIN installments ON {CURRENT} WHERE {DUE_TODAY.replace('id BETWEEN', 'loans.id BETWEEN')} "
+         "AND installments.fee_due_minor > installments.fee_recognized_minor"),
+        ("due", "UPDATE loans SET fee_receivable_minor = fee_receivable_minor + (SELECT "
+         f"fee_due_minor - fee_recognized_minor FROM installments WHERE {CURRENT}), "
+         "arrears_minor = arrears_minor + (SELECT principal_due_minor - principal_paid_minor "
+         f"+ interest_due_minor - interest_paid_minor FROM installments WHERE {CURRENT}) "
+         f"WHERE {DUE_TODAY}"),
+        ("due:recognise", "UPDATE installments SET interest_recognized_minor = interest_due_minor,"
+         " fee_recognized_minor = fee_due_minor WHERE due_day = :d AND loan_id BETWEEN :lo AND "
+         f":hi AND loan_id IN (SELECT id FROM loans WHERE {DUE_TODAY})"),
+        ("due:advance", "UPDATE loans SET cur_seq = nxt.seq, cur_start_day = nxt.start_day, "
+         "cur_due_day = nxt.due_day, cur_base_minor = nxt.interest_recognized_minor, "
+         "cur_interest_due_minor = nxt.interest_due_minor, "
+         "cur_recognized_minor = nxt.interest_recognized_minor FROM installments AS nxt "
+         "WHERE nxt.loan_id = loans.id AND nxt.seq = loans.cur_seq + 1 AND "
+         f"{DUE_TODAY.replace('id BETWEEN', 'loans.id BETWEEN')}"),
+        ("due:last", "UPDATE loans SET cur_seq = NULL, cur_start_day = NULL, cur_due_day = NULL,"
+         " cur_base_minor = 0, cur_interest_due_minor = 0, cur_recognized_minor = 0 "
+         f"WHERE {DUE_TODAY}"),
+        ("delinquency", f"UPDATE loans SET days_past_due = {days}, bucket = {bucket} WHERE "
+         f"{CLOSED} AND (oldest_unpaid_due_day < :d OR days_past_due <> 0)"),
+        *[
+            ("charge_off:journal", f"{JOURNAL} SELECT :d, id, 'charge_off', '5000', '{account}', "
+             f"{column} FROM loans WHERE {charge_off} AND {column} > 0")
+            for column, account in co_columns
+        ],
+        ("charge_off", "UPDATE loans SET status = 'charged_off', charged_off_on = :date, "
+         "principal_outstanding_minor = 0, interest_receivable_minor = 0, "
+         "fee_receivable_minor = 0, cur_seq = NULL, cur_start_day = NULL, cur_due_day = NULL, "
+         f"cur_base_minor = 0, cur_interest_due_minor = 0, cur_recognized_minor = 0 "
+         f"WHERE {charge_off}"),
+        ("inactive", f"UPDATE loans SET last_closed_day = :d WHERE status <> 'active' AND "
+         f"last_closed_day = :prev AND {CHUNK}"),
+    ]
+
+
+@dataclass
+class ChunkResult:
+    """What one chunk did."""
+
+    loans: int = 0
+    journal_entries: int = 0
+
+
+def close_chunk(
+    connection: Connection, on: date, lo: int, hi: int, buckets: tuple[Bucket, ...]
+) -> ChunkResult:
+    """Run every close-of-business step for loans with ids in [lo, hi]."""
+    d = day_number(on)
+    params = {"d": d, "prev": d - 1, "lo": lo, "hi": hi, "date": on}
+    result = ChunkResult()
+    for name, sql in _statements(buckets):
+        outcome = connection.execute(text(sql), params)
+        if name.endswith(":journal"):
+            result.journal_entries += outcome.rowcount
+        elif name == "interest":
+            result.loans += outcome.rowcount
+    return result
+
+
+def pending_id_range(connection: Connection, on: date) -> tuple[int, int] | None:
+    """The id range of loans whose close of business for ``on`` has not run yet."""
+    row = connection.execute(
+        text("SELECT MIN(id), MAX(id) FROM loans WHERE last_closed_day = :prev"),
+        {"prev": day_number(on) - 1},
+    ).one()
+    return None if row[0] is None else (int(row[0]), int(row[1]))
+
+
+def close_business_day(
+    engine: Engine,
+    on: date,
+    chunk_size: int,
+    buckets: tuple[Bucket, ...] = DEFAULT_BUCKETS,
+    progress: Callable[[int], None] | None = None,
+    after_chunk: Callable[[int], None] | None = None,
+) -> ChunkResult:
+    """Close ``on`` for every loan, one transaction per chunk of ids."""
+    total = ChunkResult()
+    with engine.connect() as connection:
+        bounds = pending_id_range(connection, on)
+    if bounds is None:
+        return total
+    for lo in range(bounds[0], bounds[1] + 1, chunk_size):
+        hi = min(lo + chunk_size - 1, bounds[1])
+        with engine.begin() as connection:
+            chunk = close_chunk(connection, on, lo, hi, buckets)
+        total.loans += chunk.loans
+        total.journal_entries += chunk.journal_entries
+        if progress is not None:
+            progress(hi - lo + 1)
+        if after_chunk is not None:
+            after_chunk(hi)
+    return total

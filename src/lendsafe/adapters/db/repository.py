@@ -1,0 +1,282 @@
+"""Loading and saving loan state, products and journal transfers (SQLAlchemy Core).
+
+The Python servicing path reads a loan into a :class:`LoanState`, applies a pure transition,
+and writes back the instalments and the loan's servicing columns, all derived from the
+state by the same definitions the set-based close of business uses.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, delete, func, insert, select, update
+
+from lendsafe.adapters.db import tables as t
+from lendsafe.domain import events as ev
+from lendsafe.domain.calendar import DayCount, Frequency, day_number, from_day_number
+from lendsafe.domain.ledger.posting import postings
+from lendsafe.domain.lending.delinquency import Bucket
+from lendsafe.domain.lending.loan import (
+    InstallmentState,
+    LoanState,
+    LoanStatus,
+    ServicingRules,
+)
+from lendsafe.domain.lending.product import (
+    AllocationRule,
+    LoanType,
+    Prepayment,
+)
+from lendsafe.domain.money import Rounding
+
+
+class NotFound(LookupError):
+    """A record that does not exist (or that the caller may not see)."""
+
+
+def rules_to_json(rules: ServicingRules) -> str:
+    """Canonical JSON of servicing rules."""
+    return json.dumps(
+        {
+            "type": rules.type.value,
+            "annual_rate": str(rules.annual_rate),
+            "day_count": rules.day_count.value,
+            "rounding": rules.rounding.value,
+            "frequency": rules.frequency.value if rules.frequency else None,
+            "periodic_fee_minor": rules.periodic_fee_minor,
+            "penalty_rate_ppm": rules.penalty_rate_ppm,
+            "grace_days": rules.grace_days,
+            "charge_off_days": rules.charge_off_days,
+            "prepayment": rules.prepayment.value,
+            "allocation": {
+                "order": [f"{b}:{c}" for b, c in rules.allocation.order],
+                "per_installment": rules.allocation.per_installment,
+            },
+            "buckets": [[b.code, b.min_days, b.max_days] for b in rules.buckets],
+        },
+        sort_keys=True,
+    )
+
+
+def rules_from_json(text: str) -> ServicingRules:
+    """Inverse of :func:`rules_to_json`."""
+    raw = json.loads(text)
+    order = tuple(tuple(step.split(":")) for step in raw["allocation"]["order"])
+    return ServicingRules(
+        type=LoanType(raw["type"]),
+        annual_rate=Decimal(raw["annual_rate"]),
+        day_count=DayCount(raw["day_count"]),
+        rounding=Rounding(raw["rounding"]),
+        frequency=Frequency(raw["frequency"]) if raw["frequency"] else None,
+        periodic_fee_minor=raw["periodic_fee_minor"],
+        penalty_rate_ppm=raw["penalty_rate_ppm"],
+        grace_days=raw["grace_days"],
+        charge_off_days=raw["charge_off_days"],
+        prepayment=Prepayment(raw["prepayment"]),
+        allocation=AllocationRule(order, raw["allocation"]["per_installment"]),  # type: ignore[arg-type]
+        buckets=tuple(Bucket(c, lo, hi) for c, lo, hi in raw["buckets"]),
+    )
+
+
+def servicing_columns(state: LoanState) -> dict[str, Any]:
+    """The loan row's servicing columns, derived from the state."""
+    index = state.current_index() if state.status is LoanStatus.ACTIVE else None
+    current = state.installments[index] if index is not None else None
+    oldest = state.oldest_unpaid_due()
+    return {
+        "status": state.status.value,
+        "last_closed_day": day_number(state.last_closed),
+        "cur_seq": current.seq if current else None,
+        "cur_start_day": day_number(state.accrual_start) if current else None,
+        "cur_due_day": day_number(current.due_date) if current else None,
+        "cur_base_minor": state.accrual_base if current else 0,
+        "cur_interest_due_minor": current.interest_due if current else 0,
+        "cur_recognized_minor": current.interest_recognized if current else 0,
+        "principal_outstanding_minor": state.principal_outstanding,
+        "interest_receivable_minor": state.interest_receivable,
+        "fee_receivable_minor": state.fee_receivable,
+        "penalty_recognized_minor": state.penalty_recognized,
+        "penalty_paid_minor": state.penalty_paid,
+        "arrears_minor": state.arrears_on(state.open_date),
+        "oldest_unpaid_due_day": day_number(oldest) if oldest else None,
+        "days_past_due": state.days_past_due,
+        "bucket": state.bucket,
+        "excess_minor": state.excess_paid,
+        "recovered_minor": state.recovered,
+        "closed_on": state.closed_on,
+    }
+
+
+def installment_rows(loan_id: int, rows: Iterable[InstallmentState]) -> list[dict[str, Any]]:
+    """Database rows for a loan's instalments."""
+    return [
+        {
+            "loan_id": loan_id,
+            "seq": r.seq,
+            "period_start": r.period_start,
+            "due_date": r.due_date,
+            "start_day": day_number(r.period_start),
+            "due_day": day_number(r.due_date),
+            "principal_due_minor": r.principal_due,
+            "interest_due_minor": r.interest_due,
+            "fee_due_minor": r.fee_due,
+            "principal_paid_minor": r.principal_paid,
+            "interest_paid_minor": r.interest_paid,
+            "fee_paid_minor": r.fee_paid,
+            "interest_recognized_minor": r.interest_recognized,
+            "fee_recognized_minor": r.fee_recognized,
+        }
+        for r in rows
+    ]
+
+
+@dataclass(frozen=True)
+class LoanRecord:
+    """A loan's stored facts beside its servicing state."""
+
+    loan_id: int
+    borrower_id: int
+    product_id: str
+    currency: str
+    principal_minor: int
+    disbursed_minor: int
+    upfront_fee_minor: int
+    annual_rate_disclosed: str
+    maturity_date: date
+    charged_off_on: date | None
+    state: LoanState
+
+
+def _state_from_rows(row: Any, rows: Sequence[Any]) -> LoanState:
+    installments = [
+        InstallmentState(
+            seq=r.seq,
+            period_start=r.period_start,
+            due_date=r.due_date,
+            principal_due=r.principal_due_minor,
+            interest_due=r.interest_due_minor,
+            fee_due=r.fee_due_minor,
+            principal_paid=r.principal_paid_minor,
+            interest_paid=r.interest_paid_minor,
+            fee_paid=r.fee_paid_minor,
+            interest_recognized=(
+                row.cur_recognized_minor if r.seq == row.cur_seq else r.interest_recognized_minor
+            ),
+            fee_recognized=r.fee_recognized_minor,
+        )
+        for r in rows
+    ]
+    start = from_day_number(row.cur_start_day) if row.cur_start_day is not None else (
+        installments[0].period_start
+    )
+    return LoanState(
+        loan_id=row.id,
+        status=LoanStatus(row.status),
+        disbursed_on=row.disbursed_on,
+        rules=rules_from_json(row.rules),
+        installments=tuple(installments),
+        last_closed=from_day_number(row.last_closed_day),
+        accrual_start=start,
+        accrual_base=row.cur_base_minor,
+        penalty_recognized=row.penalty_recognized_minor,
+        penalty_paid=row.penalty_paid_minor,
+        excess_paid=row.excess_minor,
+        recovered=row.recovered_minor,
+        days_past_due=row.days_past_due,
+        bucket=row.bucket,
+        closed_on=row.closed_on,
+    )
+
+
+def load_loan(connection: Connection, loan_id: int, *, for_update: bool = False) -> LoanRecord:
+    """Read a loan and its instalments (locking the loan row on PostgreSQL if asked)."""
+    query = select(t.loans).where(t.loans.c.id == loan_id)
+    if for_update and connection.dialect.name == "postgresql":
+        query = query.with_for_update()
+    row = connection.execute(query).first()
+    if row is None:
+        raise NotFound(f"loan {loan_id} does not exist")
+    rows = connection.execute(
+        select(t.installments).where(t.installments.c.loan_id == loan_id)
+        .order_by(t.installments.c.seq)
+    ).all()
+    return LoanRecord(
+        loan_id=row.id,
+        borrower_id=row.borrower_id,
+        product_id=row.product_id,
+        currency=row.currency,
+        principal_minor=row.principal_minor,
+        disbursed_minor=row.disbursed_minor,
+        upfront_fee_minor=row.upfront_fee_minor,
+        annual_rate_disclosed=row.annual_rate_disclosed,
+        maturity_date=row.maturity_date,
+        charged_off_on=row.charged_off_on,
+        state=_state_from_rows(row, rows),
+    )
+
+
+def save_state(connection: Connection, state: LoanState, *, was: LoanState | None) -> None:
+    """Write a loan's state back: servicing columns and (if changed) its instalments."""
+    values = servicing_columns(state)
+    values["version"] = t.loans.c.version + 1
+    if state.status is LoanStatus.CHARGED_OFF and (was is None or was.status != state.status):
+        values["charged_off_on"] = state.last_closed
+    connection.execute(update(t.loans).where(t.loans.c.id == state.loan_id).values(values))
+    if was is None or was.installments != state.installments:
+        connection.execute(delete(t.installments).where(t.installments.c.loan_id == state.loan_id))
+        connection.execute(insert(t.installments), installment_rows(state.loan_id, state.installments))
+
+
+def append_journal(
+    connection: Connection,
+    events: Iterable[ev.LoanEvent],
+    reference: str | None = None,
+) -> int:
+    """Post the transfers of ``events`` to the journal; returns the number of entries."""
+    rows = [
+        {
+            "business_day": day_number(event.on),
+            "loan_id": event.loan_id,
+            "kind": transfer.kind,
+            "debit_account": transfer.debit.value,
+            "credit_account": transfer.credit.value,
+            "amount_minor": transfer.amount_minor,
+            "reference": reference,
+        }
+        for event in events
+        for transfer in postings(event)
+    ]
+    if rows:
+        connection.execute(insert(t.journal), rows)
+    return len(rows)
+
+
+def trial_balance(connection: Connection, loan_id: int | None = None) -> dict[str, int]:
+    """Balance per account (debits − credits) over the journal, optionally for one loan."""
+    balances: dict[str, int] = {}
+    for side, sign in ((t.journal.c.debit_account, 1), (t.journal.c.credit_account, -1)):
+        query = select(side, func.coalesce(func.sum(t.journal.c.amount_minor), 0)).group_by(side)
+        if loan_id is not None:
+            query = query.where(t.journal.c.loan_id == loan_id)
+        for account, total in connection.execute(query):
+            balances[account] = balances.get(account, 0) + sign * int(total)
+    return balances
+
+
+def journal_totals(connection: Connection) -> tuple[int, int, int]:
+    """(entries, total debits, total credits) over the whole journal."""
+    count, total = connection.execute(
+        select(func.count(), func.coalesce(func.sum(t.journal.c.amount_minor), 0))
+    ).one()
+    # every entry debits and credits the same amount, so the two sides are equal by
+    # construction; the per-account trial balance is what the check adds up
+    per_account = trial_balance(connection)
+    debits = sum(v for v in per_account.values() if v > 0)
+    credits = -sum(v for v in per_account.values() if v < 0)
+    del total
+    return int(count), debits, credits

@@ -1,0 +1,1 @@
+"""lendsafe lendsafe.domain.control."""

@@ -1,0 +1,1 @@
+"""Ledger: chart of accounts, double-entry transfers, posting rules, Merkle proofs."""

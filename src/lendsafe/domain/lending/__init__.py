@@ -1,0 +1,1 @@
+"""Lending: products, terms, schedules, accrual, allocation, delinquency, disclosure."""

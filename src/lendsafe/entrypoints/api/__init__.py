@@ -1,0 +1,1 @@
+"""lendsafe lendsafe.entrypoints.api."""

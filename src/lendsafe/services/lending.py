@@ -1,0 +1,379 @@
+"""Lending use cases: quote, book, pay, payoff, close of business, status and views.
+
+Each use case runs in one database transaction (the unit of work): the state change, its
+journal transfers and its records commit together or not at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from lendsafe.adapters.db import tables as t
+from lendsafe.adapters.db.eod import close_business_day
+from lendsafe.adapters.db.repository import (
+    NotFound,
+    append_journal,
+    installment_rows,
+    journal_totals,
+    load_loan,
+    rules_to_json,
+    save_state,
+    servicing_columns,
+)
+from lendsafe.domain.calendar import day_number, from_day_number
+from lendsafe.domain.lending.loan import LoanStatus, open_loan
+from lendsafe.domain.lending.payments import Allocation, apply_payment, payoff_amount
+from lendsafe.domain.lending.product import Term
+from lendsafe.domain.lending.quote import Quote, checked_quote, terms_for_product
+from lendsafe.domain.money import currency, format_amount, format_rate
+from lendsafe.domain.problems import Problem, Refused
+from lendsafe.services.catalogue import Catalogue
+
+Clock = Callable[[], datetime]
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Conflict(ValueError):
+    """A request that clashes with an earlier one (e.g. an idempotency key reused)."""
+
+
+@dataclass(frozen=True)
+class EodSummary:
+    """What close of business did for one date."""
+
+    business_date: date
+    loans: int
+    journal_entries: int
+
+
+class LendingService:
+    """Use cases over one database."""
+
+    def __init__(self, engine: Engine, catalogue: Catalogue, clock: Clock = _utc_now,
+                 eod_chunk_size: int = 50_000) -> None:
+        self.engine = engine
+        self.catalogue = catalogue
+        self.clock = clock
+        self.eod_chunk_size = eod_chunk_size
+
+    # -- business date -------------------------------------------------------------
+    def open_date(self, connection: Connection | None = None) -> date:
+        """The open business date (set once, then moved only by close of business)."""
+        if connection is None:
+            with self.engine.connect() as conn:
+                return self.open_date(conn)
+        row = connection.execute(select(t.business_calendar.c.open_date)).first()
+        if row is None:
+            raise Refused([Problem("business_date.unset", "the business date is not set; run "
+                                   "`lendsafe init --date YYYY-MM-DD` (or `lendsafe demo`)")])
+        return row[0]  # type: ignore[no-any-return]
+
+    def initialise(self, on: date) -> None:
+        """Set the first open business date and register the products (idempotent)."""
+        with self.engine.begin() as connection:
+            if connection.execute(select(t.business_calendar)).first() is None:
+                connection.execute(insert(t.business_calendar).values(id=1, open_date=on))
+            known = set(connection.execute(select(t.products.c.id)).scalars())
+            for product in self.catalogue.products.values():
+                if product.id not in known:
+                    connection.execute(insert(t.products).values(
+                        id=product.id, type=product.type.value,
+                        definition=json.dumps({"id": product.id, "name": product.name}),
+                        created_at=self.clock()))
+
+    # -- quotes and booking --------------------------------------------------------
+    def quote(self, product_id: str, amount_minor: int, term: Term, start: date,
+              annual_rate: Decimal | None = None) -> Quote:
+        """A checked quote for a product (refused with named problems if a rule breaks)."""
+        product = self.catalogue.product(product_id)
+        terms = terms_for_product(product, amount_minor, term, start,
+                                  self.catalogue.calendar(product), annual_rate)
+        return checked_quote(terms, self.catalogue.jurisdictions[product.jurisdiction])
+
+    def book(self, borrower_ref: str, product_id: str, amount_minor: int, term: Term,
+             region: str | None = None) -> int:
+        """Book and disburse a loan on the open business date; returns its id."""
+        with self.engine.begin() as connection:
+            on = self.open_date(connection)
+            quote = self.quote(product_id, amount_minor, term, on)
+            borrower_id = self._borrower(connection, borrower_ref, region)
+            return self._insert_loan(connection, borrower_id, product_id, quote, on)
+
+    def _borrower(self, connection: Connection, ref: str, region: str | None) -> int:
+        found = connection.execute(
+            select(t.borrowers.c.id).where(t.borrowers.c.external_ref == ref)).first()
+        if found is not None:
+            return int(found[0])
+        result = connection.execute(insert(t.borrowers).values(
+            external_ref=ref, region=region, created_at=self.clock()))
+        return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+    def _insert_loan(self, connection: Connection, borrower_id: int, product_id: str,
+                     quote: Quote, on: date) -> int:
+        product = self.catalogue.product(product_id)
+        rules = self.catalogue.servicing_rules(product)
+        schedule = quote.schedule
+        placeholder = open_loan(0, on, schedule, rules)[0]
+        row = {
+            "borrower_id": borrower_id, "product_id": product_id,
+            "currency": product.currency.code, "type": product.type.value,
+            "rules": rules_to_json(rules), "principal_minor": schedule.principal_minor,
+            "disbursed_minor": schedule.disbursed_minor,
+            "upfront_fee_minor": schedule.upfront_fee_minor,
+            "annual_rate_disclosed": format_rate(quote.annual_rate_disclosed, 6),
+            "disbursed_on": on, "maturity_date": schedule.maturity_date,
+            "penalty_rate_ppm": rules.penalty_rate_ppm, "grace_days": rules.grace_days,
+            "charge_off_days": rules.charge_off_days, **servicing_columns(placeholder),
+        }
+        loan_id = int(connection.execute(insert(t.loans).values(row)).inserted_primary_key[0])  # type: ignore[index]
+        state, events = open_loan(loan_id, on, schedule, rules)
+        connection.execute(insert(t.installments), installment_rows(loan_id, state.installments))
+        append_journal(connection, events, reference=f"loan:{loan_id}")
+        return loan_id
+
+    # -- payments --------------------------------------------------------------------
+    def pay(self, loan_id: int, amount_minor: int, idempotency_key: str) -> dict[str, Any]:
+        """Post a payment once per idempotency key; a retry gets the first answer back."""
+        fingerprint = _fingerprint(loan_id, amount_minor)
+        try:
+            with self.engine.begin() as connection:
+                return self._pay(connection, loan_id, amount_minor, idempotency_key, fingerprint)
+        except IntegrityError:
+            # a concurrent request with the same key committed first: answer as it did
+            with self.engine.connect() as connection:
+                replay = self._replay(connection, idempotency_key, fingerprint)
+            if replay is None:
+                raise
+            return replay
+
+    def _pay(self, connection: Connection, loan_id: int, amount_minor: int, key: str,
+             fingerprint: str) -> dict[str, Any]:
+        record = load_loan(connection, loan_id, for_update=True)
+        replay = self._replay(connection, key, fingerprint)
+        if replay is not None:
+            return replay
+        on = self.open_date(connection)
+        state = record.state
+        new_state, allocation, events = apply_payment(state, 0, amount_minor, on)
+        payment_id = self._insert_payment(connection, record.loan_id, key, fingerprint,
+                                          amount_minor, on, allocation,
+                                          recovery=state.status is LoanStatus.CHARGED_OFF)
+        save_state(connection, new_state, was=state)
+        append_journal(connection, events, reference=f"payment:{payment_id}")
+        response = self._payment_response(payment_id, record.currency, amount_minor, on,
+                                          allocation, new_state.status, state.status)
+        connection.execute(update(t.payments).where(t.payments.c.id == payment_id)
+                           .values(response=json.dumps(response, sort_keys=True)))
+        return response | {"loan_id": loan_id, "replayed": False}
+
+    def _insert_payment(self, connection: Connection, loan_id: int, key: str, fingerprint: str,
+                        amount: int, on: date, allocation: Allocation, recovery: bool) -> int:
+        values = {
+            "loan_id": loan_id, "idempotency_key": key, "request_hash": fingerprint,
+            "amount_minor": amount, "received_on": on,
+            "principal_minor": allocation.principal_minor,
+            "interest_minor": allocation.interest_minor, "fee_minor": allocation.fee_minor,
+            "penalty_minor": allocation.penalty_minor, "excess_minor": allocation.excess_minor,
+            "recovery_minor": amount if recovery else 0, "response": "{}",
+            "created_at": self.clock(),
+        }
+        result = connection.execute(insert(t.payments).values(values))
+        return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+    @staticmethod
+    def _payment_response(payment_id: int, code: str, amount: int, on: date,
+                          allocation: Allocation, status: LoanStatus,
+                          before: LoanStatus) -> dict[str, Any]:
+        cur = currency(code)
+        recovery = before is LoanStatus.CHARGED_OFF
+        parts = {
+            name: format_amount(getattr(allocation, f"{name}_minor"), cur)
+            for name in ("principal", "interest", "fee", "penalty", "excess")
+        }
+        return {
+            "payment_id": payment_id, "amount": format_amount(amount, cur),
+            "currency": cur.code, "received_on": on.isoformat(), "allocation": parts,
+            "recovery": format_amount(amount if recovery else 0, cur),
+            "loan_status": status.value,
+        }
+
+    @staticmethod
+    def _replay(connection: Connection, key: str, fingerprint: str) -> dict[str, Any] | None:
+        row = connection.execute(select(t.payments).where(
+            t.payments.c.idempotency_key == key)).first()
+        if row is None:
+            return None
+        if row.request_hash != fingerprint:
+            raise Conflict(f"idempotency key {key!r} was already used for a different payment "
+                           "(another loan or amount); use a new key for a new payment")
+        return json.loads(row.response) | {"loan_id": row.loan_id, "replayed": True}  # type: ignore[no-any-return]
+
+    def payoff(self, loan_id: int) -> dict[str, Any]:
+        """What repays the loan in full today, by component."""
+        with self.engine.connect() as connection:
+            record = load_loan(connection, loan_id)
+            on = self.open_date(connection)
+        quote = payoff_amount(record.state, on)
+        cur = currency(record.currency)
+        return {
+            "loan_id": loan_id, "payoff_date": on.isoformat(),
+            "total": format_amount(quote.total_minor, cur),
+            **{name: format_amount(getattr(quote, f"{name}_minor"), cur)
+               for name in ("principal", "interest", "fee", "penalty")},
+        }
+
+    # -- close of business -------------------------------------------------------
+    def close_business(self, until: date, progress: Callable[[int], None] | None = None,
+                       after_chunk: Callable[[int], None] | None = None) -> list[EodSummary]:
+        """Close every business date from the open one through ``until``, in order."""
+        summaries = []
+        on = self.open_date()
+        while on <= until:
+            summaries.append(self._close_one(on, progress, after_chunk))
+            on += timedelta(days=1)
+        return summaries
+
+    def _close_one(self, on: date, progress: Callable[[int], None] | None,
+                   after_chunk: Callable[[int], None] | None) -> EodSummary:
+        with self.engine.begin() as connection:
+            if connection.execute(select(t.eod_runs).where(
+                    t.eod_runs.c.business_date == on)).first() is None:
+                connection.execute(insert(t.eod_runs).values(
+                    business_date=on, started_at=self.clock(), loans_processed=0,
+                    journal_entries=0))
+        result = close_business_day(self.engine, on, self.eod_chunk_size,
+                                    self.catalogue.buckets, progress, after_chunk)
+        with self.engine.begin() as connection:
+            connection.execute(update(t.eod_runs).where(t.eod_runs.c.business_date == on).values(
+                finished_at=self.clock(),
+                loans_processed=t.eod_runs.c.loans_processed + result.loans,
+                journal_entries=t.eod_runs.c.journal_entries + result.journal_entries))
+            connection.execute(update(t.business_calendar).values(
+                open_date=on + timedelta(days=1)))
+        return EodSummary(on, result.loans, result.journal_entries)
+
+    # -- views ---------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        """Business date, loans by status and bucket, and the journal's trial balance."""
+        with self.engine.connect() as connection:
+            on = self.open_date(connection)
+            by_status = connection.execute(select(
+                t.loans.c.status, t.loans.c.bucket, func.count(),
+                func.coalesce(func.sum(t.loans.c.principal_outstanding_minor), 0),
+            ).group_by(t.loans.c.status, t.loans.c.bucket)).all()
+            entries, debits, credits = journal_totals(connection)
+        return {
+            "business_date": on.isoformat(),
+            "last_closed_date": (on - timedelta(days=1)).isoformat(),
+            "loans": [
+                {"status": s, "bucket": b, "count": int(n), "principal_outstanding_minor": int(p)}
+                for s, b, n, p in by_status
+            ],
+            "journal_entries": entries,
+            "trial_balance": {"debits_minor": debits, "credits_minor": credits,
+                              "balanced": debits == credits},
+        }
+
+    def loan_view(self, loan_id: int) -> dict[str, Any]:
+        """A loan with its schedule and balances (JSON convention)."""
+        with self.engine.connect() as connection:
+            record = load_loan(connection, loan_id)
+            on = self.open_date(connection)
+        return loan_document(record, on)
+
+
+def loan_document(record: Any, on: date) -> dict[str, Any]:
+    """The JSON form of a loan record."""
+    cur = currency(record.currency)
+    state = record.state
+    money = lambda v: format_amount(v, cur)  # noqa: E731
+    next_due = next((i for i in state.installments if not i.settled), None)
+    return {
+        "loan_id": record.loan_id, "borrower_id": record.borrower_id,
+        "product": record.product_id, "currency": cur.code, "status": state.status.value,
+        "principal": money(record.principal_minor), "disbursed": money(record.disbursed_minor),
+        "disbursed_on": state.disbursed_on.isoformat(),
+        "maturity_date": record.maturity_date.isoformat(),
+        "annual_rate_disclosed": record.annual_rate_disclosed,
+        "days_past_due": state.days_past_due, "bucket": state.bucket,
+        "balances": {
+            "principal": money(state.principal_outstanding),
+            "interest": money(state.interest_receivable),
+            "fee": money(state.fee_receivable), "penalty": money(state.penalty_receivable),
+        },
+        "next_due": None if next_due is None else {
+            "due_date": next_due.due_date.isoformat(),
+            "amount": money(next_due.principal_due - next_due.principal_paid
+                            + next_due.interest_due - next_due.interest_paid
+                            + next_due.fee_due - next_due.fee_paid),
+        },
+        "installments": [
+            {"seq": i.seq, "due_date": i.due_date.isoformat(), "principal": money(i.principal_due),
+             "interest": money(i.interest_due), "fees": money(i.fee_due),
+             "total": money(i.principal_due + i.interest_due + i.fee_due),
+             "paid": money(i.principal_paid + i.interest_paid + i.fee_paid)}
+            for i in state.installments
+        ],
+        "as_of": on.isoformat(),
+    }
+
+
+def _fingerprint(loan_id: int, amount_minor: int) -> str:
+    return hashlib.sha256(f"{loan_id}:{amount_minor}".encode()).hexdigest()
+
+
+__all__ = ["Conflict", "EodSummary", "LendingService", "NotFound", "day_number",
+           "from_day_number", "loan_document"]
+
+
+def quote_document(quote: Quote) -> dict[str, Any]:
+    """The JSON form of a quote (money as major-unit strings, rates as decimal strings)."""
+    cur = quote.terms.currency
+    schedule = quote.schedule
+    money = lambda v: format_amount(v, cur)  # noqa: E731
+    return {
+        "type": quote.terms.type.value,
+        "currency": cur.code,
+        "principal": money(schedule.principal_minor),
+        "disbursed": money(schedule.disbursed_minor),
+        "upfront_fee": money(schedule.upfront_fee_minor),
+        "fee_mode": schedule.fee_mode.value,
+        "start": quote.terms.start.isoformat(),
+        "maturity_date": schedule.maturity_date.isoformat(),
+        "annual_rate_contract": format_rate(quote.terms.annual_rate, 4),
+        "annual_rate_disclosed": format_rate(quote.annual_rate_disclosed, 4),
+        "annual_rate_compound": format_rate(quote.annual_rate_compound, 4),
+        "annual_rate_labels": {
+            "annual_rate_disclosed": "IRR x periods per year (simple, 单利; US APR)",
+            "annual_rate_compound": "(1 + IRR)^periods per year - 1 (compound, 复利)",
+        },
+        "apr_method": quote.apr.method.value,
+        "unit_period": quote.apr.unit_period.value,
+        "periodic_rate": str(quote.apr.periodic_rate),
+        "total_interest": money(schedule.interest_minor),
+        "total_cost": money(schedule.total_cost_minor),
+        "total_repayable": money(schedule.total_repayable_minor),
+        "installments": [
+            {
+                "seq": i.seq,
+                "due_date": i.due_date.isoformat(),
+                "principal": money(i.principal_minor),
+                "interest": money(i.interest_minor),
+                "fees": money(i.fee_minor),
+                "total": money(i.total_minor),
+            }
+            for i in schedule.installments
+        ],
+    }
