@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from lendsafe.domain.reminders.policy import (
     Borrower,
     Installment,
+    ReminderPlan,
     ReminderPolicy,
     ReminderStep,
     UnreachableBorrowerError,
@@ -182,7 +183,9 @@ def borrowers(draw: st.DrawFn) -> Borrower:
                     addresses, frozenset(opt_outs), own)
 
 
-def _plan_or_reject(items, who, policy, now):  # type: ignore[no-untyped-def]
+def _plan_or_reject(
+    items: list[Installment], who: Borrower, policy: ReminderPolicy, now: datetime
+) -> ReminderPlan:
     try:
         return plan_reminders_detailed(items, who, policy, not_before=now)
     except UnreachableBorrowerError:

@@ -293,6 +293,14 @@ def test_plan_render_and_send_to_file(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- apprise
 
 
+def _apprise_adapter() -> Any:
+    """The Apprise adapter module; skips when the optional ``apprise`` package is absent."""
+    pytest.importorskip("apprise")
+    from lendsafe.adapters.channels import apprise_channel
+
+    return apprise_channel
+
+
 class _Hook(BaseHTTPRequestHandler):
     received: ClassVar[list[tuple[dict[str, str], dict[str, Any]]]] = []
     status: ClassVar[int] = 200
@@ -324,7 +332,7 @@ def hook() -> Iterator[tuple[str, type[_Hook]]]:
 
 
 def test_apprise_posts_the_message_with_the_dedup_key(hook: tuple[str, type[_Hook]]) -> None:
-    apprise_channel = pytest.importorskip("lendsafe.adapters.channels.apprise_channel")
+    apprise_channel = _apprise_adapter()
     url, handler = hook
     channel = apprise_channel.AppriseChannel(url, channels=["email"])
     assert isinstance(channel, ChannelAdapter)
@@ -339,7 +347,7 @@ def test_apprise_posts_the_message_with_the_dedup_key(hook: tuple[str, type[_Hoo
 def test_apprise_failure_maps_to_failed_or_configured_outcome(
     hook: tuple[str, type[_Hook]],
 ) -> None:
-    apprise_channel = pytest.importorskip("lendsafe.adapters.channels.apprise_channel")
+    apprise_channel = _apprise_adapter()
     url, handler = hook
     handler.status = 500
     assert apprise_channel.AppriseChannel(url).send(
@@ -349,7 +357,7 @@ def test_apprise_failure_maps_to_failed_or_configured_outcome(
 
 
 def test_apprise_call_timeout_is_unknown(hook: tuple[str, type[_Hook]]) -> None:
-    apprise_channel = pytest.importorskip("lendsafe.adapters.channels.apprise_channel")
+    apprise_channel = _apprise_adapter()
     url, handler = hook
     handler.delay = 1.5
     channel = apprise_channel.AppriseChannel(url, call_timeout=0.3)
@@ -360,7 +368,7 @@ def test_apprise_call_timeout_is_unknown(hook: tuple[str, type[_Hook]]) -> None:
 
 
 def test_apprise_partial_success_is_unknown(hook: tuple[str, type[_Hook]]) -> None:
-    apprise_channel = pytest.importorskip("lendsafe.adapters.channels.apprise_channel")
+    apprise_channel = _apprise_adapter()
     url, _ = hook
     dead = "json://127.0.0.1:9/nothing-listens-here?cto=1&rto=1"
     result = apprise_channel.AppriseChannel([url, dead]).send(message(channel="email"))
@@ -368,7 +376,7 @@ def test_apprise_partial_success_is_unknown(hook: tuple[str, type[_Hook]]) -> No
 
 
 def test_apprise_bad_input_is_a_clear_error() -> None:
-    apprise_channel = pytest.importorskip("lendsafe.adapters.channels.apprise_channel")
+    apprise_channel = _apprise_adapter()
     with pytest.raises(ChannelError, match="unsupported Apprise URL"):
         apprise_channel.AppriseChannel("nonsense://secret-token@host")
     with pytest.raises(ChannelError, match="at least one"):

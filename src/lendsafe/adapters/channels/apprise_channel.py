@@ -50,13 +50,16 @@ def _apprise() -> Any:
     turn into an exception inside the first send.
     """
     global _loaded
-    with _load_lock, warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        import apprise
-
+    with _load_lock:
         if not _loaded:
-            apprise.Apprise.instantiate("json://localhost")
+            with warnings.catch_warnings():  # process-global: only once, under the lock
+                warnings.simplefilter("ignore", DeprecationWarning)
+                import apprise
+
+                apprise.Apprise.instantiate("json://localhost")
             _loaded = True
+    import apprise
+
     return apprise
 
 

@@ -104,6 +104,9 @@ def _statements(buckets: tuple[Bucket, ...]) -> list[tuple[str, str]]:
              f"{column} FROM loans WHERE {charge_off} AND {column} > 0")
             for column, account in co_columns
         ],
+        ("charge_off:cursor", "UPDATE installments SET interest_recognized_minor = "
+         "loans.cur_recognized_minor FROM loans WHERE loans.id = installments.loan_id AND "
+         f"loans.cur_seq = installments.seq AND {charge_off.replace('id BETWEEN', 'loans.id BETWEEN')}"),
         ("charge_off", "UPDATE loans SET status = 'charged_off', charged_off_on = :date, "
          "principal_outstanding_minor = 0, interest_receivable_minor = 0, "
          "fee_receivable_minor = 0, cur_seq = NULL, cur_start_day = NULL, cur_due_day = NULL, "

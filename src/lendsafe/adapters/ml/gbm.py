@@ -55,7 +55,7 @@ BASE_PARAMS: dict[str, Any] = {
     "monotone_constraints_method": "advanced",
     "deterministic": True,
     "force_row_wise": True,
-    "num_threads": 2,
+    "num_threads": 1,
     "verbosity": -1,
 }
 
@@ -97,6 +97,7 @@ class GbmModel:
     encodings: list[FeatureEncoding]
     calibrator: Calibrator
     choices: dict[str, Any] = field(default_factory=dict)
+    oof_margin: FloatArray | None = None  # inner out-of-fold margins (training only, not stored)
 
     @property
     def features(self) -> list[str]:
@@ -137,7 +138,7 @@ def train_gbm(features: pd.DataFrame, y: IntArray, schema: DataSchema, seed: int
         "calibration": {"method": calibrator.method, "cross_fitted_brier": briers},
         "monotone": {e.name: e.monotone for e in encodings},
     }
-    return GbmModel(booster, encodings, calibrator, choices)
+    return GbmModel(booster, encodings, calibrator, choices, best["oof"])
 
 
 def _inner_cv(
