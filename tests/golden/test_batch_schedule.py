@@ -169,7 +169,6 @@ def test_payment_far_from_a_half_cent_uses_float_only(monkeypatch: pytest.Monkey
     assert batch.payment_minor.tolist() == [round(exact)]  # 88848.79 → 88849
 
 
-@pytest.mark.xfail(strict=True, reason="reference bug: Decimal(40) misses exact annuity ties")
 def test_reference_rounds_an_exact_annuity_tie_half_up() -> None:
     # 144.60 at 10 % over 2 months: exact payment 14641/2 = 7320.5 → 7321 half-up.
     rate = Fraction(Decimal("0.10")) / 12
@@ -178,11 +177,11 @@ def test_reference_rounds_an_exact_annuity_tie_half_up() -> None:
     assert annuity_payment(14_460, [rate, rate], Rounding.HALF_UP) == 7321
 
 
-def test_batch_follows_the_reference_on_its_exact_tie_miss() -> None:
-    # Same loan: the batch delegates near ties to the reference, so it matches (7320).
+def test_batch_follows_the_reference_on_an_exact_tie() -> None:
+    # Same loan: the batch delegates near ties to the reference, so it matches (7321).
     terms = loan(LoanType.ANNUITY, 14_460, "0.10", 2)
     batch = inputs_from_terms([terms]).schedules()
-    assert batch.payment_minor.tolist() == [7320]
+    assert batch.payment_minor.tolist() == [7321]
     assert_same_as_reference([terms])
 
 

@@ -27,11 +27,10 @@ from lendsafe.domain.scoring.codec import scorecard_to_dict
 model_app = typer.Typer(no_args_is_help=True, help="Credit models: scorecard and GBM challenger.")
 T = TypeVar("T")
 out = Console()
-err = Console(stderr=True)
 
 
 def _fail(message: str) -> NoReturn:
-    err.print(f"error: {message}", markup=False, highlight=False)
+    typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code=2)
 
 

@@ -25,6 +25,7 @@ contributions to the raw log-odds of bad that add up, with the bias term, to the
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,6 +81,30 @@ class FeatureEncoding:
             values = np.where(np.isnan(values), self.missing_value, values)
         return values
 
+    def encode_value(self, value: object) -> float:
+        """One raw value as a float feature (single-row scoring path, no pandas)."""
+        number = _to_float(value) if self.kind == "numeric" else _rank_of(value, self.order)
+        if self.missing_value is not None and number != number:
+            return self.missing_value
+        return number
+
+
+def _to_float(value: object) -> float:
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def _rank_of(value: object, order: tuple[str, ...]) -> float:
+    if value is None or (isinstance(value, float) and value != value):
+        key = MISSING_KEY
+    else:
+        key = str(value).strip() or MISSING_KEY
+    if key in order:
+        return float(order.index(key))
+    return float("nan") if key == MISSING_KEY else float(len(order) - 1)
+
 
 def _category_ranks(text: pd.Series, order: tuple[str, ...]) -> FloatArray:
     rank = {c: float(i) for i, c in enumerate(order)}
@@ -107,6 +132,10 @@ class GbmModel:
     def matrix(self, frame: pd.DataFrame) -> FloatArray:
         """Encoded feature matrix."""
         return np.column_stack([e.encode(frame[e.name]) for e in self.encodings])
+
+    def row(self, values: Mapping[str, object]) -> FloatArray:
+        """Encoded ``(1, m)`` matrix of one application given as a mapping."""
+        return np.asarray([[e.encode_value(values.get(e.name)) for e in self.encodings]])
 
     def margin(self, x: FloatArray) -> FloatArray:
         """Raw log-odds of bad."""

@@ -3,13 +3,16 @@
 The instalment in progress (the *head*) keeps its due date and what was already paid on
 it; the new schedule starts at ``restart`` on ``balance_minor`` and runs over the head's
 remaining period and the later periods (the *tail*), by the loan's shape and prepayment
-rule. Interest per period = balance × rate × year fraction, rounded by the product's rule;
+rule. The head's remaining interest is its full-period rate prorated by actual days left
+(the same proration as daily accrual and payoff, after Apache Fineract), so that a
+restart with no change of balance changes no interest. Interest per later period =
+balance × rate × year fraction, rounded by the product's rule;
 the last instalment absorbs rounding so principal scheduled equals the balance exactly.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import date
 from fractions import Fraction
@@ -24,44 +27,44 @@ def _rate(rules: ServicingRules, start: date, end: date) -> Fraction:
     return Fraction(rules.annual_rate) * rules.day_count.year_fraction(start, end)
 
 
-def _interest(rules: ServicingRules, balance: int, start: date, end: date) -> int:
-    return round_fraction(balance * _rate(rules, start, end), rules.rounding)
+def _head_rate(rules: ServicingRules, head: InstallmentState, restart: date) -> Fraction:
+    """The rate for the rest of the head period, prorated by actual days (as accrual is)."""
+    full = _rate(rules, head.period_start, head.due_date)
+    length = (head.due_date - head.period_start).days
+    if length <= 0:
+        return Fraction(0)
+    return full * Fraction((head.due_date - restart).days, length)
 
 
 def _principal_parts(
-    rules: ServicingRules,
-    periods: list[tuple[date, date]],
-    balance: int,
-    level: tuple[int, int],
+    rules: ServicingRules, rates: list[Fraction], balance: int, level: tuple[int, int]
 ) -> list[tuple[int, int]]:
     """(principal, interest) per period for the new balance; may use fewer periods."""
     old_payment, old_principal = level
-    shape, keep_term = rules.type, rules.prepayment is Prepayment.REDUCE_INSTALLMENT
-    if shape is LoanType.ANNUITY:
-        rates = [_rate(rules, s, e) for s, e in periods]
+    keep_term = rules.prepayment is Prepayment.REDUCE_INSTALLMENT
+    if rules.type is LoanType.ANNUITY:
         payment = annuity_payment(balance, rates, rules.rounding) if keep_term else old_payment
-        return _amortise(rules, periods, balance, lambda interest: payment - interest)
-    if shape is LoanType.EQUAL_PRINCIPAL:
-        part = round_fraction(Fraction(balance, len(periods)), rules.rounding)
+        return _amortise(rules, rates, balance, lambda interest: payment - interest)
+    if rules.type is LoanType.EQUAL_PRINCIPAL:
+        part = round_fraction(Fraction(balance, len(rates)), rules.rounding)
         each = part if keep_term else old_principal
-        return _amortise(rules, periods, balance, lambda interest: each)
-    return _amortise(rules, periods, balance, lambda interest: 0)
+        return _amortise(rules, rates, balance, lambda interest: each)
+    return _amortise(rules, rates, balance, lambda interest: 0)
 
 
 def _amortise(
     rules: ServicingRules,
-    periods: list[tuple[date, date]],
+    rates: list[Fraction],
     balance: int,
-    principal_for: object,
+    principal_for: Callable[[int], int],
 ) -> list[tuple[int, int]]:
-    assert callable(principal_for)
     parts: list[tuple[int, int]] = []
-    for number, (start, end) in enumerate(periods, start=1):
+    for number, rate in enumerate(rates, start=1):
         if balance <= 0:
             break
-        interest = _interest(rules, balance, start, end)
-        last = number == len(periods)
-        principal = balance if last else min(balance, max(int(principal_for(interest)), 0))
+        interest = round_fraction(balance * rate, rules.rounding)
+        last = number == len(rates)
+        principal = balance if last else min(balance, max(principal_for(interest), 0))
         parts.append((principal, interest))
         balance -= principal
     return parts
@@ -78,10 +81,11 @@ def rebuild_future(
     if balance_minor <= 0:
         settled = replace(head, principal_due=head.principal_paid, interest_due=head.interest_paid)
         return [replace(settled, fee_due=head.fee_paid, fee_recognized=head.fee_paid)]
-    periods = [(restart, head.due_date)] + [(t.period_start, t.due_date) for t in tail]
+    rates = [_head_rate(rules, head, restart)]
+    rates += [_rate(rules, t.period_start, t.due_date) for t in tail]
     reference = tail[0] if tail else head
     level = (reference.principal_due + reference.interest_due, reference.principal_due)
-    parts = _principal_parts(rules, periods, balance_minor, level)
+    parts = _principal_parts(rules, rates, balance_minor, level)
     first_principal, first_interest = parts[0]
     rows = [
         replace(

@@ -181,6 +181,10 @@ def annuity_payment(principal_minor: int, period_rates: list[Fraction], rounding
     payment = P / Σₖ Πⱼ≤ₖ (1 + rⱼ)⁻¹, rounded once by ``rounding``. With equal rates r this
     is the textbook P·r / (1 − (1 + r)⁻ⁿ); with actual-day rates (ACT/365F) it follows the
     actual length of each period, as Apache Fineract's progressive schedules do.
+
+    Computed in 40-digit Decimal; when the result lies within 10⁻²⁰ of a rounding
+    boundary (an exact half-unit tie such as 7,320.5) it is recomputed exactly with
+    fractions, so ties round by the rule and never by the last digit of a division.
     """
     with decimal.localcontext() as context:
         context.prec = DECIMAL_PRECISION
@@ -190,7 +194,20 @@ def annuity_payment(principal_minor: int, period_rates: list[Fraction], rounding
             discount /= 1 + Decimal(rate.numerator) / Decimal(rate.denominator)
             annuity_factor += discount
         exact = Decimal(principal_minor) / annuity_factor
+        fraction = exact - exact.to_integral_value(rounding=decimal.ROUND_FLOOR)
+        near_boundary = min(fraction, abs(fraction - Decimal("0.5")), 1 - fraction)
+    if near_boundary < Decimal("1e-20"):
+        return round_fraction(_exact_annuity(principal_minor, period_rates), rounding)
     return round_decimal(exact, rounding)
+
+
+def _exact_annuity(principal_minor: int, period_rates: list[Fraction]) -> Fraction:
+    discount = Fraction(1)
+    annuity_factor = Fraction(0)
+    for rate in period_rates:
+        discount /= 1 + rate
+        annuity_factor += discount
+    return principal_minor / annuity_factor
 
 
 def period_rate(terms: LoanTerms, start: date, end: date) -> Fraction:

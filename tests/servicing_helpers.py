@@ -1,0 +1,48 @@
+"""Helpers for servicing tests: build a loan state and run business days on it."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from decimal import Decimal
+
+from lendsafe.domain import events as ev
+from lendsafe.domain.calendar import DayCount, Frequency
+from lendsafe.domain.lending.loan import LoanState, ServicingRules, close_day, open_loan
+from lendsafe.domain.lending.product import LoanType, Prepayment, Term, TermUnit
+from lendsafe.domain.lending.schedule import LoanTerms, build_schedule
+from lendsafe.domain.money import Rounding, currency
+
+
+def rules_for(terms: LoanTerms, *, penalty_ppm: int = 180_000, grace: int = 3,
+              charge_off: int = 90, prepayment: Prepayment = Prepayment.REDUCE_TERM,
+              ) -> ServicingRules:
+    return ServicingRules(
+        type=terms.type, annual_rate=terms.annual_rate, day_count=terms.day_count,
+        rounding=terms.rounding, frequency=terms.frequency,
+        periodic_fee_minor=terms.periodic_fee_minor, penalty_rate_ppm=penalty_ppm,
+        grace_days=grace, charge_off_days=charge_off, prepayment=prepayment,
+    )
+
+
+def monthly_terms(principal: int, rate: str, months: int, start: date,
+                  kind: LoanType = LoanType.ANNUITY,
+                  day_count: DayCount = DayCount.THIRTY_360) -> LoanTerms:
+    return LoanTerms(kind, currency("CNY"), principal, Decimal(rate), start,
+                     Term(months, TermUnit.MONTHS), Frequency.MONTHLY, day_count,
+                     Rounding.HALF_UP)
+
+
+def open_state(terms: LoanTerms, **rule_options: object) -> tuple[LoanState, list[ev.LoanEvent]]:
+    return open_loan(1, terms.start, build_schedule(terms), rules_for(terms, **rule_options))  # type: ignore[arg-type]
+
+
+def run_days(state: LoanState, until: date,
+             events: list[ev.LoanEvent] | None = None) -> LoanState:
+    """Close every business date from the loan's open date up to and including ``until``."""
+    on = state.open_date
+    while on <= until:
+        state, new = close_day(state, on)
+        if events is not None:
+            events.extend(new)
+        on += timedelta(days=1)
+    return state
