@@ -44,8 +44,10 @@ from lendsafe.domain.scoring.metrics import auc, brier
 
 warnings.filterwarnings("ignore")
 DATA = Path(__file__).resolve().parents[1] / "src" / "lendsafe" / "data" / "credit"
-DATASETS = {"german_credit": ("german_credit.csv.gz", "creditability"),
-            "credit_data": ("credit_data.csv.gz", "Status")}
+DATASETS = {
+    "german_credit": ("german_credit.csv.gz", "creditability"),
+    "credit_data": ("credit_data.csv.gz", "Status"),
+}
 SEED = 42
 THROUGHPUT_ROWS = 50_000
 LATENCY_CALLS = 200
@@ -70,15 +72,23 @@ def fit_our_scorecard(x: pd.DataFrame, y: np.ndarray) -> Fitted:
     schema = infer_schema(x)
     card = train_scorecard(x, y, schema).scorecard
     model = ScoringModel("scorecard", schema, PointsScaling(), (), (), scorecard=card)
-    return Fitted(lambda d: model.score_frame(d)[1], model.score_frame,
-                  lambda _d, row: card.score_one(row), {"vars": len(card.characteristics)})
+    return Fitted(
+        lambda d: model.score_frame(d)[1],
+        model.score_frame,
+        lambda _d, row: card.score_one(row),
+        {"vars": len(card.characteristics)},
+    )
 
 
 def fit_our_gbm(x: pd.DataFrame, y: np.ndarray) -> Fitted:
     gbm = train_gbm(x, y, infer_schema(x), seed=SEED)
     model = ScoringModel("gbm", infer_schema(x), PointsScaling(), (), (), gbm=gbm)
-    return Fitted(lambda d: gbm.pd(gbm.matrix(d)), model.score_frame,
-                  lambda _d, row: gbm.pd(gbm.row(row)), {"leaves": gbm.choices["num_leaves"]})
+    return Fitted(
+        lambda d: gbm.pd(gbm.matrix(d)),
+        model.score_frame,
+        lambda _d, row: gbm.pd(gbm.row(row)),
+        {"leaves": gbm.choices["num_leaves"]},
+    )
 
 
 # ---------------------------------------------------------------- peers
@@ -115,16 +125,21 @@ def fit_toad(x: pd.DataFrame, y: np.ndarray) -> Fitted:
     woe = transer.fit_transform(combiner.transform(train), train["target"], exclude=["target"])
     card = toad.ScoreCard(combiner=combiner, transer=transer)
     card.fit(woe.drop(columns="target"), y)
-    return Fitted(lambda d: card.predict_proba(d)[:, 1], card.predict,
-                  lambda d, _row: card.predict(d))
+    return Fitted(
+        lambda d: card.predict_proba(d)[:, 1], card.predict, lambda d, _row: card.predict(d)
+    )
 
 
 def fit_optbinning(x: pd.DataFrame, y: np.ndarray) -> Fitted:
     from optbinning import BinningProcess, Scorecard
 
     process = BinningProcess(list(x.columns), categorical_variables=categorical(x))
-    card = Scorecard(process, LogisticRegression(max_iter=1000), scaling_method="pdo_odds",
-                     scaling_method_params={"pdo": 20, "odds": 50, "scorecard_points": 600})
+    card = Scorecard(
+        process,
+        LogisticRegression(max_iter=1000),
+        scaling_method="pdo_odds",
+        scaling_method_params={"pdo": 20, "odds": 50, "scorecard_points": 600},
+    )
     card.fit(x, y)
     return Fitted(lambda d: card.predict_proba(d)[:, 1], card.score, lambda d, _row: card.score(d))
 
@@ -132,13 +147,24 @@ def fit_optbinning(x: pd.DataFrame, y: np.ndarray) -> Fitted:
 def fit_plain_lr(x: pd.DataFrame, y: np.ndarray) -> Fitted:
     cats = categorical(x)
     nums = [c for c in x.columns if c not in cats]
-    prep = ColumnTransformer([
-        ("num", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), nums),
-        ("cat", make_pipeline(SimpleImputer(strategy="most_frequent"),
-                              OneHotEncoder(handle_unknown="ignore")), cats)])
+    prep = ColumnTransformer(
+        [
+            ("num", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), nums),
+            (
+                "cat",
+                make_pipeline(
+                    SimpleImputer(strategy="most_frequent"), OneHotEncoder(handle_unknown="ignore")
+                ),
+                cats,
+            ),
+        ]
+    )
     pipe = make_pipeline(prep, LogisticRegression(max_iter=2000)).fit(x, y)
-    return Fitted(lambda d: pipe.predict_proba(d)[:, 1], pipe.predict_proba,
-                  lambda d, _row: pipe.predict_proba(d))
+    return Fitted(
+        lambda d: pipe.predict_proba(d)[:, 1],
+        pipe.predict_proba,
+        lambda d, _row: pipe.predict_proba(d),
+    )
 
 
 def as_lgb_frame(x: pd.DataFrame, cats: dict[str, list[str]]) -> pd.DataFrame:
@@ -162,11 +188,24 @@ def fit_lgb_tuned(x: pd.DataFrame, y: np.ndarray) -> Fitted:
     best: tuple[float, Any] = (-1.0, None)
     for leaves in (7, 15, 31):
         for mcs in (20, 50):
-            m = lgb.LGBMClassifier(n_estimators=2000, learning_rate=0.03, num_leaves=leaves,
-                                   min_child_samples=mcs, subsample=0.8, subsample_freq=1,
-                                   colsample_bytree=0.8, random_state=SEED, verbose=-1)
-            m.fit(xa, ya, eval_set=[(xb, yb)], eval_metric="auc",
-                  callbacks=[lgb.early_stopping(100, verbose=False)])
+            m = lgb.LGBMClassifier(
+                n_estimators=2000,
+                learning_rate=0.03,
+                num_leaves=leaves,
+                min_child_samples=mcs,
+                subsample=0.8,
+                subsample_freq=1,
+                colsample_bytree=0.8,
+                random_state=SEED,
+                verbose=-1,
+            )
+            m.fit(
+                xa,
+                ya,
+                eval_set=[(xb, yb)],
+                eval_metric="auc",
+                callbacks=[lgb.early_stopping(100, verbose=False)],
+            )
             score = auc(yb, m.predict_proba(xb)[:, 1])
             best = max(best, (score, m), key=lambda t: t[0])
     model = best[1]
@@ -246,9 +285,13 @@ def run_dataset(name: str, models: list[str]) -> dict[str, Result]:
             if k == 0:
                 res.rows_per_s = throughput(fitted, big)
                 res.p50_us, res.p99_us = latency(fitted, x.iloc[te].reset_index(drop=True))
-        print(f"{name:14s} {model:24s} AUC {np.mean(res.aucs):.4f} ± {np.std(res.aucs):.4f} "
-              f"Brier {np.mean(res.briers):.4f} {res.rows_per_s:,.0f} rows/s "
-              f"p50 {res.p50_us:,.0f} µs", file=sys.stderr, flush=True)
+        print(
+            f"{name:14s} {model:24s} AUC {np.mean(res.aucs):.4f} ± {np.std(res.aucs):.4f} "
+            f"Brier {np.mean(res.briers):.4f} {res.rows_per_s:,.0f} rows/s "
+            f"p50 {res.p50_us:,.0f} µs",
+            file=sys.stderr,
+            flush=True,
+        )
     return results
 
 
@@ -256,25 +299,37 @@ def calibration(y: np.ndarray, pd_: np.ndarray) -> tuple[dict[str, float], list[
     edges = quantile_edges(pd_, 10)
     rows = band_report(pd_, pd_, y, edges)
     s = summarise(rows)
-    return {"ece": s.expected_calibration_error, "max_gap": s.max_abs_gap,
-            "outside": s.bands_outside_95ci, "bands": len(rows)}, rows
+    return {
+        "ece": s.expected_calibration_error,
+        "max_gap": s.max_abs_gap,
+        "outside": s.bands_outside_95ci,
+        "bands": len(rows),
+    }, rows
 
 
 def markdown(all_results: dict[str, dict[str, Result]], command: str) -> str:
-    lines = ["# Credit model benchmark: lendsafe vs peers", "",
-             f"Command: `{command}`", "",
-             "Stratified 5-fold CV, seed 42, identical folds for every model in one process. "
-             "AUC/Brier are mean ± sd over the 5 test folds. Calibration: pooled out-of-fold "
-             "PDs cut into 10 PD deciles; ECE = count-weighted mean |observed bad rate − mean PD|; "
-             "'outside' = deciles whose observed rate is outside the 95 % binomial interval. "
-             f"Throughput: each library's own batch scorer on a {THROUGHPUT_ROWS:,}-row table "
-             "(fold-1 model, raw columns in, scores out). Latency: one application per call.", ""]
+    lines = [
+        "# Credit model benchmark: lendsafe vs peers",
+        "",
+        f"Command: `{command}`",
+        "",
+        "Stratified 5-fold CV, seed 42, identical folds for every model in one process. "
+        "AUC/Brier are mean ± sd over the 5 test folds. Calibration: pooled out-of-fold "
+        "PDs cut into 10 PD deciles; ECE = count-weighted mean |observed bad rate − mean PD|; "
+        "'outside' = deciles whose observed rate is outside the 95 % binomial interval. "
+        f"Throughput: each library's own batch scorer on a {THROUGHPUT_ROWS:,}-row table "
+        "(fold-1 model, raw columns in, scores out). Latency: one application per call.",
+        "",
+    ]
     for name, results in all_results.items():
         x, y = load(name)
-        lines += [f"## {name} ({len(y):,} rows, bad rate {y.mean():.1%})", "",
-                  "| model | group | AUC | Brier | ECE | max gap | outside | rows/s | "
-                  "ours÷peer (scorecard) | p50 µs | p99 µs | fit s (5 folds) |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        lines += [
+            f"## {name} ({len(y):,} rows, bad rate {y.mean():.1%})",
+            "",
+            "| model | group | AUC | Brier | ECE | max gap | outside | rows/s | "
+            "ours÷peer (scorecard) | p50 µs | p99 µs | fit s (5 folds) |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
         ours = results.get("lendsafe scorecard")
         for model, r in results.items():
             cal, _ = calibration(y, r.oof)
@@ -283,7 +338,8 @@ def markdown(all_results: dict[str, dict[str, Result]], command: str) -> str:
                 f"| {model} | {MODELS[model][0]} | {np.mean(r.aucs):.4f} ± {np.std(r.aucs):.4f} | "
                 f"{np.mean(r.briers):.4f} | {cal['ece']:.4f} | {cal['max_gap']:.4f} | "
                 f"{cal['outside']}/{cal['bands']} | {r.rows_per_s:,.0f} | {ratio} | "
-                f"{r.p50_us:,.0f} | {r.p99_us:,.0f} | {r.fit_seconds:.1f} |")
+                f"{r.p50_us:,.0f} | {r.p99_us:,.0f} | {r.fit_seconds:.1f} |"
+            )
         lines += [""] + verdict(results) + [""]
         for model in ("lendsafe scorecard", "lendsafe GBM challenger"):
             if model in results:
@@ -294,8 +350,10 @@ def markdown(all_results: dict[str, dict[str, Result]], command: str) -> str:
 def verdict(results: dict[str, Result]) -> list[str]:
     mean = {m: float(np.mean(r.aucs)) for m, r in results.items()}
     out = []
-    for ours, rivals in (("lendsafe scorecard", ("peer scorecard",)),
-                         ("lendsafe GBM challenger", ("peer scorecard", "peer model"))):
+    for ours, rivals in (
+        ("lendsafe scorecard", ("peer scorecard",)),
+        ("lendsafe GBM challenger", ("peer scorecard", "peer model")),
+    ):
         if ours not in mean:
             continue
         peers = {m: v for m, v in mean.items() if MODELS[m][0] in rivals}
@@ -303,18 +361,25 @@ def verdict(results: dict[str, Result]) -> list[str]:
         if best is None:
             continue
         met = "met" if mean[ours] >= peers[best] else "NOT met"
-        out.append(f"- {ours}: AUC {mean[ours]:.4f} vs best {'/'.join(rivals)} "
-                   f"{best} {peers[best]:.4f} → target {met} (Δ {mean[ours] - peers[best]:+.4f})")
+        out.append(
+            f"- {ours}: AUC {mean[ours]:.4f} vs best {'/'.join(rivals)} "
+            f"{best} {peers[best]:.4f} → target {met} (Δ {mean[ours] - peers[best]:+.4f})"
+        )
     return out
 
 
 def calibration_table(model: str, y: np.ndarray, pd_: np.ndarray) -> list[str]:
     _, rows = calibration(y, pd_)
-    lines = [f"Calibration of {model} (pooled out-of-fold, PD deciles):", "",
-             "| decile | count | mean PD | observed bad rate | in 95% CI |", "|---|---|---|---|---|"]
+    lines = [
+        f"Calibration of {model} (pooled out-of-fold, PD deciles):",
+        "",
+        "| decile | count | mean PD | observed bad rate | in 95% CI |",
+        "|---|---|---|---|---|",
+    ]
     for r in rows:
-        lines.append(f"| {r.band} | {r.count} | {r.mean_pd:.3f} | {r.bad_rate:.3f} | "
-                     f"{r.within_95ci} |")
+        lines.append(
+            f"| {r.band} | {r.count} | {r.mean_pd:.3f} | {r.bad_rate:.3f} | {r.within_95ci} |"
+        )
     return [*lines, ""]
 
 
@@ -325,8 +390,11 @@ def main() -> None:
     parser.add_argument("--models", nargs="*", default=list(MODELS))
     args = parser.parse_args()
     results = {name: run_dataset(name, args.models) for name in args.datasets}
-    report = markdown(results, "bash bench/peers_venv.sh && .venv-peers/bin/python "
-                               "bench/credit_models.py --out docs/bench-credit.md")
+    report = markdown(
+        results,
+        "bash bench/peers_venv.sh && .venv-peers/bin/python "
+        "bench/credit_models.py --out docs/bench-credit.md",
+    )
     print(report)
     if args.out:
         args.out.write_text(report)

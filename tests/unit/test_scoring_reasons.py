@@ -39,7 +39,9 @@ def test_neutralising_top_reason_raises_score_by_lost_points(values: list[int]) 
         assert before == pytest.approx(400 + sc.max_points().sum())
         return
     top = reasons[0]
-    assert [r.lost_points for r in reasons] == sorted((r.lost_points for r in reasons), reverse=True)
+    assert [r.lost_points for r in reasons] == sorted(
+        (r.lost_points for r in reasons), reverse=True
+    )
     char = next(c for c in sc.characteristics if c.name == top.characteristic)
     best = max(range(len(char.bins) + 1), key=char.points_at)
     best_value = np.nan if best == char.missing_index else float(best) + 0.5

@@ -66,7 +66,12 @@ def test_unseen_category_gets_worst_bin_points_by_default() -> None:
 
 def test_unseen_never_scores_above_any_bin_or_missing() -> None:
     c = Characteristic(
-        "x", Kind.CATEGORICAL, (Bin("a", 10.0), Bin("b", 20.0)), Bin("missing", 3.0), (), ("a", "b"),
+        "x",
+        Kind.CATEGORICAL,
+        (Bin("a", 10.0), Bin("b", 20.0)),
+        Bin("missing", 3.0),
+        (),
+        ("a", "b"),
         (0, 1),
     )
     assert c.unseen_points == 3.0
@@ -84,7 +89,9 @@ def test_batch_equals_single_row_for_objects_and_codes() -> None:
     codes = np.array([0, 1, MISSING_CODE, UNSEEN_CODE, 2])
     batch = sc.score_batch({"age": ages, "housing": homes})
     coded = sc.score_batch({"age": ages, "housing": codes})
-    single = [sc.score_one({"age": a, "housing": h}).score for a, h in zip(ages, homes, strict=True)]
+    single = [
+        sc.score_one({"age": a, "housing": h}).score for a, h in zip(ages, homes, strict=True)
+    ]
     np.testing.assert_allclose(batch, single)
     np.testing.assert_allclose(coded, single)
     np.testing.assert_allclose(batch, [522, 555, 523, 552, 560])

@@ -92,3 +92,12 @@ class RecoveryReceived(LoanEvent):
 @dataclass(frozen=True)
 class LoanClosed(LoanEvent):
     """Everything owed has been paid."""
+
+
+@dataclass(frozen=True)
+class BusinessDayClosed:
+    """Close of business finished for every loan on ``on`` (set-based; no per-loan events)."""
+
+    on: date
+    loans: int
+    journal_entries: int

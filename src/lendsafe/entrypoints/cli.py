@@ -17,7 +17,7 @@ from rich.table import Table
 from lendsafe.domain.calendar import DayCount, Frequency
 from lendsafe.domain.lending.apr import AprError, CashFlow, Method, UnitPeriod, annual_rate
 from lendsafe.domain.lending.product import FeeMode, LoanType, RateBasis, parse_term
-from lendsafe.domain.lending.quote import checked_quote, price
+from lendsafe.domain.lending.quote import checked_quote
 from lendsafe.domain.lending.schedule import LoanTerms
 from lendsafe.domain.money import MoneyError, currency, format_rate, parse_amount, parse_rate
 from lendsafe.domain.problems import Refused
@@ -355,4 +355,21 @@ def _mount_optional() -> None:
 
 _mount_optional()
 
-__all__ = ["app", "price"]
+
+
+
+@app.command("apikey")
+def apikey(
+    role: Annotated[str, typer.Option(help="administrator, operations, finance, borrower, …")],
+    borrower: Annotated[str | None, typer.Option(help="Borrower reference (borrower keys)")] = None,
+    label: Annotated[str | None, typer.Option(help="A note on who holds it")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Create an API key (shown once; only its hash is stored)."""
+    from lendsafe.services.access import create_api_key
+
+    container = _container()
+    secret = guarded(lambda: create_api_key(container.engine, role, borrower, label))
+    _emit({"key": secret, "role": role, "borrower": borrower}, as_json,
+          lambda d: console.print(f"{d['key']}\n(role {role}; store it now, it is not shown "
+                                  "again)"))

@@ -138,7 +138,7 @@ def _pct(value: float | None) -> str:
 @model_app.command("list")
 def list_cmd(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """List registered models."""
-    metas = _registry().list()
+    metas = _registry().entries()
     rows = [
         {
             "model_id": m["model_id"],

@@ -8,9 +8,9 @@ defaulter) pay, pay late, prepay or stop paying. Prints a portfolio report at th
 from __future__ import annotations
 
 import random
-from decimal import Decimal
 from dataclasses import dataclass
 from datetime import date, timedelta
+from decimal import Decimal
 from typing import Any
 
 from rich.console import Console
@@ -89,16 +89,15 @@ class Simulation:
 
     def pay_due(self, on: date) -> None:
         """Each borrower with something due or overdue acts by their habit."""
+        i = t.installments.c
+        paid = i.principal_paid_minor + i.interest_paid_minor + i.fee_paid_minor
+        due = i.principal_due_minor + i.interest_due_minor + i.fee_due_minor
         with self.service.engine.connect() as connection:
             rows = connection.execute(
-                select(t.installments.c.loan_id, func.min(t.installments.c.due_day))
-                .join(t.loans, t.loans.c.id == t.installments.c.loan_id)
-                .where(t.loans.c.status == "active", t.installments.c.due_day <= day_number(on),
-                       (t.installments.c.principal_paid_minor + t.installments.c.interest_paid_minor
-                        + t.installments.c.fee_paid_minor) < (
-                           t.installments.c.principal_due_minor + t.installments.c.interest_due_minor
-                           + t.installments.c.fee_due_minor))
-                .group_by(t.installments.c.loan_id)).all()
+                select(i.loan_id, func.min(i.due_day))
+                .join(t.loans, t.loans.c.id == i.loan_id)
+                .where(t.loans.c.status == "active", i.due_day <= day_number(on), paid < due)
+                .group_by(i.loan_id)).all()
         for loan_id, oldest_due_day in rows:
             self._act(int(loan_id), day_number(on) - int(oldest_due_day), on)
         self._settle_some(on)

@@ -29,6 +29,7 @@ from lendsafe.adapters.db.repository import (
     save_state,
     servicing_columns,
 )
+from lendsafe.domain import events as ev
 from lendsafe.domain.calendar import day_number, from_day_number
 from lendsafe.domain.lending.loan import LoanStatus, open_loan
 from lendsafe.domain.lending.payments import Allocation, apply_payment, payoff_amount
@@ -39,6 +40,26 @@ from lendsafe.domain.problems import Problem, Refused
 from lendsafe.services.catalogue import Catalogue
 
 Clock = Callable[[], datetime]
+
+
+@dataclass(frozen=True)
+class Change:
+    """What a committed-together use case did, for listeners in the same transaction.
+
+    ``events`` are the domain events (loan events, or one ``BusinessDayClosed``); listeners
+    (the reminder planner, the audit log, the ledger sealer) write their own records on
+    ``connection`` so that they commit or roll back with the change itself.
+    """
+
+    connection: Connection
+    action: str  # "loan.book", "loan.pay", "eod.close", ...
+    actor: str
+    business_date: date
+    events: tuple[object, ...]
+    target: str | None = None
+
+
+Listener = Callable[[Change], None]
 
 
 def _utc_now() -> datetime:
@@ -67,6 +88,15 @@ class LendingService:
         self.catalogue = catalogue
         self.clock = clock
         self.eod_chunk_size = eod_chunk_size
+        self.listeners: list[Listener] = []
+
+    def subscribe(self, listener: Listener) -> None:
+        """Call ``listener`` inside the transaction of every change (see :class:`Change`)."""
+        self.listeners.append(listener)
+
+    def _publish(self, change: Change) -> None:
+        for listener in self.listeners:
+            listener(change)
 
     # -- business date -------------------------------------------------------------
     def open_date(self, connection: Connection | None = None) -> date:
@@ -103,13 +133,16 @@ class LendingService:
         return checked_quote(terms, self.catalogue.jurisdictions[product.jurisdiction])
 
     def book(self, borrower_ref: str, product_id: str, amount_minor: int, term: Term,
-             region: str | None = None) -> int:
+             region: str | None = None, actor: str = "system") -> int:
         """Book and disburse a loan on the open business date; returns its id."""
         with self.engine.begin() as connection:
             on = self.open_date(connection)
             quote = self.quote(product_id, amount_minor, term, on)
             borrower_id = self._borrower(connection, borrower_ref, region)
-            return self._insert_loan(connection, borrower_id, product_id, quote, on)
+            loan_id, events = self._insert_loan(connection, borrower_id, product_id, quote, on)
+            self._publish(Change(connection, "loan.book", actor, on, tuple(events),
+                                 f"loan:{loan_id}"))
+            return loan_id
 
     def _borrower(self, connection: Connection, ref: str, region: str | None) -> int:
         found = connection.execute(
@@ -121,7 +154,7 @@ class LendingService:
         return int(result.inserted_primary_key[0])  # type: ignore[index]
 
     def _insert_loan(self, connection: Connection, borrower_id: int, product_id: str,
-                     quote: Quote, on: date) -> int:
+                     quote: Quote, on: date) -> tuple[int, list[ev.LoanEvent]]:
         product = self.catalogue.product(product_id)
         rules = self.catalogue.servicing_rules(product)
         schedule = quote.schedule
@@ -141,15 +174,17 @@ class LendingService:
         state, events = open_loan(loan_id, on, schedule, rules)
         connection.execute(insert(t.installments), installment_rows(loan_id, state.installments))
         append_journal(connection, events, reference=f"loan:{loan_id}")
-        return loan_id
+        return loan_id, list(events)
 
     # -- payments --------------------------------------------------------------------
-    def pay(self, loan_id: int, amount_minor: int, idempotency_key: str) -> dict[str, Any]:
+    def pay(self, loan_id: int, amount_minor: int, idempotency_key: str,
+            actor: str = "system") -> dict[str, Any]:
         """Post a payment once per idempotency key; a retry gets the first answer back."""
         fingerprint = _fingerprint(loan_id, amount_minor)
         try:
             with self.engine.begin() as connection:
-                return self._pay(connection, loan_id, amount_minor, idempotency_key, fingerprint)
+                return self._pay(connection, loan_id, amount_minor, idempotency_key, fingerprint,
+                                 actor)
         except IntegrityError:
             # a concurrent request with the same key committed first: answer as it did
             with self.engine.connect() as connection:
@@ -159,7 +194,7 @@ class LendingService:
             return replay
 
     def _pay(self, connection: Connection, loan_id: int, amount_minor: int, key: str,
-             fingerprint: str) -> dict[str, Any]:
+             fingerprint: str, actor: str) -> dict[str, Any]:
         record = load_loan(connection, loan_id, for_update=True)
         replay = self._replay(connection, key, fingerprint)
         if replay is not None:
@@ -176,6 +211,8 @@ class LendingService:
                                           allocation, new_state.status, state.status)
         connection.execute(update(t.payments).where(t.payments.c.id == payment_id)
                            .values(response=json.dumps(response, sort_keys=True)))
+        self._publish(Change(connection, "loan.pay", actor, on, tuple(events),
+                             f"payment:{payment_id}"))
         return response | {"loan_id": loan_id, "replayed": False}
 
     def _insert_payment(self, connection: Connection, loan_id: int, key: str, fingerprint: str,
@@ -236,17 +273,18 @@ class LendingService:
 
     # -- close of business -------------------------------------------------------
     def close_business(self, until: date, progress: Callable[[int], None] | None = None,
-                       after_chunk: Callable[[int], None] | None = None) -> list[EodSummary]:
+                       after_chunk: Callable[[int], None] | None = None,
+                       actor: str = "system") -> list[EodSummary]:
         """Close every business date from the open one through ``until``, in order."""
         summaries = []
         on = self.open_date()
         while on <= until:
-            summaries.append(self._close_one(on, progress, after_chunk))
+            summaries.append(self._close_one(on, progress, after_chunk, actor))
             on += timedelta(days=1)
         return summaries
 
     def _close_one(self, on: date, progress: Callable[[int], None] | None,
-                   after_chunk: Callable[[int], None] | None) -> EodSummary:
+                   after_chunk: Callable[[int], None] | None, actor: str) -> EodSummary:
         with self.engine.begin() as connection:
             if connection.execute(select(t.eod_runs).where(
                     t.eod_runs.c.business_date == on)).first() is None:
@@ -262,6 +300,9 @@ class LendingService:
                 journal_entries=t.eod_runs.c.journal_entries + result.journal_entries))
             connection.execute(update(t.business_calendar).values(
                 open_date=on + timedelta(days=1)))
+            closed = ev.BusinessDayClosed(on, result.loans, result.journal_entries)
+            self._publish(Change(connection, "eod.close", actor, on, (closed,),
+                                 f"business_date:{on.isoformat()}"))
         return EodSummary(on, result.loans, result.journal_entries)
 
     # -- views ---------------------------------------------------------------------
@@ -286,6 +327,13 @@ class LendingService:
                               "balanced": debits == credits},
         }
 
+    def loan_ids_of(self, borrower_id: int) -> list[int]:
+        """The ids of a borrower's loans, oldest first."""
+        with self.engine.connect() as connection:
+            return [int(i) for i in connection.execute(
+                select(t.loans.c.id).where(t.loans.c.borrower_id == borrower_id)
+                .order_by(t.loans.c.id)).scalars()]
+
     def loan_view(self, loan_id: int) -> dict[str, Any]:
         """A loan with its schedule and balances (JSON convention)."""
         with self.engine.connect() as connection:
@@ -298,7 +346,10 @@ def loan_document(record: Any, on: date) -> dict[str, Any]:
     """The JSON form of a loan record."""
     cur = currency(record.currency)
     state = record.state
-    money = lambda v: format_amount(v, cur)  # noqa: E731
+
+    def money(value: int) -> str:
+        return format_amount(value, cur)
+
     next_due = next((i for i in state.installments if not i.settled), None)
     return {
         "loan_id": record.loan_id, "borrower_id": record.borrower_id,
@@ -342,7 +393,10 @@ def quote_document(quote: Quote) -> dict[str, Any]:
     """The JSON form of a quote (money as major-unit strings, rates as decimal strings)."""
     cur = quote.terms.currency
     schedule = quote.schedule
-    money = lambda v: format_amount(v, cur)  # noqa: E731
+
+    def money(value: int) -> str:
+        return format_amount(value, cur)
+
     return {
         "type": quote.terms.type.value,
         "currency": cur.code,
@@ -377,3 +431,4 @@ def quote_document(quote: Quote) -> dict[str, Any]:
             for i in schedule.installments
         ],
     }
+

@@ -37,12 +37,16 @@ TARGET = (
     "ELSE cur_base_minor + (2 * (cur_interest_due_minor - cur_base_minor) * (:d - cur_start_day)"
     " + (cur_due_day - cur_start_day)) / (2 * (cur_due_day - cur_start_day)) END)"
 )
-DELTA = f"(CASE WHEN {TARGET} > cur_recognized_minor THEN {TARGET} - cur_recognized_minor ELSE 0 END)"
+DELTA = (
+    f"(CASE WHEN {TARGET} > cur_recognized_minor "
+    f"THEN {TARGET} - cur_recognized_minor ELSE 0 END)"
+)
 JOURNAL = (
     "INSERT INTO journal_entries "
     "(business_day, loan_id, kind, debit_account, credit_account, amount_minor) "
 )
 DUE_TODAY = f"{CLOSED} AND cur_due_day = :d"
+DUE_TODAY_JOINED = DUE_TODAY.replace("id BETWEEN", "loans.id BETWEEN")
 CURRENT = "installments.loan_id = loans.id AND installments.seq = loans.cur_seq"
 
 
@@ -60,6 +64,7 @@ def _statements(buckets: tuple[Bucket, ...]) -> list[tuple[str, str]]:
     days = "(CASE WHEN oldest_unpaid_due_day < :d THEN :d - oldest_unpaid_due_day ELSE 0 END)"
     bucket = _bucket_case(buckets).replace("days", days)
     charge_off = f"{CLOSED} AND days_past_due >= charge_off_days"
+    charge_off_joined = charge_off.replace("id BETWEEN", "loans.id BETWEEN")
     co_columns = (
         ("principal_outstanding_minor", "1100"),
         ("interest_receivable_minor", "1110"),
@@ -78,7 +83,7 @@ def _statements(buckets: tuple[Bucket, ...]) -> list[tuple[str, str]]:
          f"cur_recognized_minor), last_closed_day = :d WHERE {OPEN}"),
         ("fee:journal", f"{JOURNAL} SELECT :d, loans.id, 'fee', '1120', '4010', "
          "installments.fee_due_minor - installments.fee_recognized_minor "
-         f"FROM loans JOIN installments ON {CURRENT} WHERE {DUE_TODAY.replace('id BETWEEN', 'loans.id BETWEEN')} "
+         f"FROM loans JOIN installments ON {CURRENT} WHERE {DUE_TODAY_JOINED} "
          "AND installments.fee_due_minor > installments.fee_recognized_minor"),
         ("due", "UPDATE loans SET fee_receivable_minor = fee_receivable_minor + (SELECT "
          f"fee_due_minor - fee_recognized_minor FROM installments WHERE {CURRENT}), "
@@ -93,7 +98,7 @@ def _statements(buckets: tuple[Bucket, ...]) -> list[tuple[str, str]]:
          "cur_interest_due_minor = nxt.interest_due_minor, "
          "cur_recognized_minor = nxt.interest_recognized_minor FROM installments AS nxt "
          "WHERE nxt.loan_id = loans.id AND nxt.seq = loans.cur_seq + 1 AND "
-         f"{DUE_TODAY.replace('id BETWEEN', 'loans.id BETWEEN')}"),
+         f"{DUE_TODAY_JOINED}"),
         ("due:last", "UPDATE loans SET cur_seq = NULL, cur_start_day = NULL, cur_due_day = NULL,"
          " cur_base_minor = 0, cur_interest_due_minor = 0, cur_recognized_minor = 0 "
          f"WHERE {DUE_TODAY}"),
@@ -106,7 +111,7 @@ def _statements(buckets: tuple[Bucket, ...]) -> list[tuple[str, str]]:
         ],
         ("charge_off:cursor", "UPDATE installments SET interest_recognized_minor = "
          "loans.cur_recognized_minor FROM loans WHERE loans.id = installments.loan_id AND "
-         f"loans.cur_seq = installments.seq AND {charge_off.replace('id BETWEEN', 'loans.id BETWEEN')}"),
+         f"loans.cur_seq = installments.seq AND {charge_off_joined}"),
         ("charge_off", "UPDATE loans SET status = 'charged_off', charged_off_on = :date, "
          "principal_outstanding_minor = 0, interest_receivable_minor = 0, "
          "fee_receivable_minor = 0, cur_seq = NULL, cur_start_day = NULL, cur_due_day = NULL, "

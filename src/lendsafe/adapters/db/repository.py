@@ -78,7 +78,7 @@ def rules_from_json(text: str) -> ServicingRules:
         grace_days=raw["grace_days"],
         charge_off_days=raw["charge_off_days"],
         prepayment=Prepayment(raw["prepayment"]),
-        allocation=AllocationRule(order, raw["allocation"]["per_installment"]),  # type: ignore[arg-type]
+        allocation=AllocationRule(order, raw["allocation"]["per_installment"]),
         buckets=tuple(Bucket(c, lo, hi) for c, lo, hi in raw["buckets"]),
     )
 
@@ -228,8 +228,9 @@ def save_state(connection: Connection, state: LoanState, *, was: LoanState | Non
         values["charged_off_on"] = state.last_closed
     connection.execute(update(t.loans).where(t.loans.c.id == state.loan_id).values(values))
     if was is None or was.installments != state.installments:
+        rows = installment_rows(state.loan_id, state.installments)
         connection.execute(delete(t.installments).where(t.installments.c.loan_id == state.loan_id))
-        connection.execute(insert(t.installments), installment_rows(state.loan_id, state.installments))
+        connection.execute(insert(t.installments), rows)
 
 
 def append_journal(

@@ -159,3 +159,15 @@ eod_runs = Table(
     Column("loans_processed", BigInteger, nullable=False, default=0),
     Column("journal_entries", BigInteger, nullable=False, default=0),
 )
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("key_hash", String(64), nullable=False, unique=True),  # SHA-256 of the secret
+    Column("role", String(32), nullable=False),
+    Column("borrower_id", ForeignKey("borrowers.id"), nullable=True),
+    Column("label", String(64), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+)

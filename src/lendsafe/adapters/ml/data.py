@@ -70,16 +70,16 @@ def encode_target(column: pd.Series, bad_value: str | None = None) -> npt.NDArra
     """0/1 target (1 = bad) following the module's mapping rules."""
     text = column.astype(str).str.strip().str.lower()
     if bad_value is not None:
-        return (text == bad_value.strip().lower()).to_numpy(dtype=np.int64)
+        return np.asarray(text == bad_value.strip().lower(), dtype=np.int64)
     if pd.api.types.is_bool_dtype(column) or pd.api.types.is_numeric_dtype(column):
         values = column.astype(float).to_numpy()
         if np.isin(values, (0.0, 1.0)).all():
-            return values.astype(np.int64)
+            return np.asarray(values, dtype=np.int64)
         raise DataError("numeric target must be 0/1 (1 = bad); otherwise pass --bad-value")
     distinct = sorted(set(text))
     bad = [v for v in distinct if v in BAD_WORDS]
     if len(distinct) == 2 and len(bad) == 1:
-        return (text == bad[0]).to_numpy(dtype=np.int64)
+        return np.asarray(text == bad[0], dtype=np.int64)
     raise DataError(
         f"cannot tell which target value is bad among {distinct[:10]}; pass --bad-value"
     )

@@ -61,7 +61,7 @@ class ModelRegistry:
         if len(matches) != 1:
             why = "unknown" if not matches else f"ambiguous ({len(matches)} matches)"
             raise RegistryError(f"model {model_id!r} is {why} in {self.root}")
-        return matches[0]
+        return str(matches[0])
 
     def load(self, model_id: str) -> tuple[bytes, dict[str, Any]]:
         """Artifact bytes and metadata; the artifact hash is verified."""
@@ -72,7 +72,7 @@ class ModelRegistry:
             raise RegistryError(f"model {full}: artifact does not match its recorded hash")
         return artifact, meta
 
-    def list(self) -> list[dict[str, Any]]:
+    def entries(self) -> list[dict[str, Any]]:
         """Metadata of every registered model, newest training date first."""
         metas = [json.loads((p / "metadata.json").read_text()) for p in self._folders()]
         return sorted(

@@ -85,14 +85,17 @@ def require_columns(features: pd.DataFrame, schema: DataSchema) -> None:
 
 def numeric_column(series: pd.Series) -> npt.NDArray[np.float64]:
     """Float column; values that are not numbers become NaN."""
-    return pd.to_numeric(series, errors="coerce").astype("float64").to_numpy(na_value=np.nan)
+    values = pd.to_numeric(series, errors="coerce").astype("float64")
+    return np.asarray(values.to_numpy(na_value=np.nan), dtype=np.float64)
 
 
 def category_codes(series: pd.Series, categories: tuple[str, ...]) -> npt.NDArray[np.int64]:
     """Codes into ``categories``; ``MISSING_CODE`` for missing, ``UNSEEN_CODE`` for new values."""
     text = as_text(series)
-    codes = pd.Categorical(text, categories=list(categories)).codes.astype(np.int64)
+    codes = (
+        pd.Index(list(categories), dtype=object).get_indexer(text.astype(object)).astype(np.int64)
+    )
     unseen = (codes == -1) & text.notna().to_numpy()
     codes[unseen] = UNSEEN_CODE
     codes[(codes == -1)] = MISSING_CODE
-    return codes
+    return np.asarray(codes, dtype=np.int64)

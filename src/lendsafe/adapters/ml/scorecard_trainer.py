@@ -119,8 +119,8 @@ def _choose_settings(
             for j, c in enumerate(C_GRID):
                 model = LogisticRegression(C=c, max_iter=2000).fit(w_train, y[train])
                 totals[i, j] += auc(y[valid], model.decision_function(w_valid))
-    i, j = np.unravel_index(int(np.argmax(totals)), totals.shape)
-    return cfg.trends[int(i)], float(C_GRID[int(j)])
+    best_trend, best_c = np.unravel_index(int(np.argmax(totals)), totals.shape)
+    return cfg.trends[int(best_trend)], float(C_GRID[int(best_c)])
 
 
 def _fit_binning(
@@ -146,28 +146,15 @@ def _information_values(process: BinningProcess) -> dict[str, float]:
 
 
 def _fit_regression(
-    woe: pd.DataFrame, y: npt.NDArray[np.int64], seed: int
-) -> tuple[LogisticRegression, list[str], float]:
+    woe: pd.DataFrame, y: npt.NDArray[np.int64], c: float
+) -> tuple[LogisticRegression, list[str]]:
     selected = list(woe.columns)
     while True:
-        c = _choose_c(woe[selected], y, seed)
         model = LogisticRegression(C=c, max_iter=2000).fit(woe[selected].to_numpy(), y)
         coefs = model.coef_[0]
         if coefs.max() <= 0 or len(selected) == 1:
-            return model, selected, c
+            return model, selected
         selected.pop(int(np.argmax(coefs)))
-
-
-def _choose_c(woe: pd.DataFrame, y: npt.NDArray[np.int64], seed: int) -> float:
-    folds = StratifiedKFold(5, shuffle=True, random_state=seed)
-    x = woe.to_numpy()
-    scores = [
-        cross_val_score(
-            LogisticRegression(C=c, max_iter=2000), x, y, cv=folds, scoring="roc_auc"
-        ).mean()
-        for c in C_GRID
-    ]
-    return float(C_GRID[int(np.argmax(scores))])
 
 
 def _export(

@@ -1,1 +1,1 @@
-"""lendsafe lendsafe.entrypoints.api."""
+"""The HTTP API (FastAPI)."""

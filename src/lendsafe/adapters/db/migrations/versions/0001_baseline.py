@@ -1,4 +1,4 @@
-"""Baseline schema: products, borrowers, loans, installments, payments, journal, EOD runs.
+"""Baseline schema: every table registered in lendsafe.adapters.db.schema.
 
 Until the first release this baseline is created from the table metadata; every schema
 change after the first release adds a new revision with explicit operations.
@@ -10,7 +10,7 @@ Create Date: 2026-11-29
 
 from alembic import op
 
-from lendsafe.adapters.db.tables import metadata
+from lendsafe.adapters.db.schema import metadata
 
 revision = "0001"
 down_revision = None
