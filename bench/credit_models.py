@@ -106,7 +106,8 @@ def fit_scorecardpy(x: pd.DataFrame, y: np.ndarray) -> Fitted:
     def pd_(d: pd.DataFrame) -> np.ndarray:
         with redirect_stdout(io.StringIO()):
             w = sc.woebin_ply(d, bins, print_step=0)
-        return lr.predict_proba(w[cols])[:, 1]
+        # scorecardpy leaves WoE NaN for values its bins never saw; its own scorecard gives them 0.
+        return lr.predict_proba(w[cols].fillna(0.0))[:, 1]
 
     def batch(d: pd.DataFrame) -> Any:
         with redirect_stdout(io.StringIO()):

@@ -25,7 +25,7 @@ from lendsafe.domain.problems import Refused
 app = typer.Typer(help="lendsafe: a micro-lending platform that keeps loans from going bad.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
 console = Console()
-errors = Console(stderr=True)
+errors = Console(stderr=True, soft_wrap=True)
 T = TypeVar("T")
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for programs.")]

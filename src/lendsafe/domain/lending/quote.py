@@ -126,7 +126,10 @@ def terms_for_product(
 def _product_limits(product: Product, amount_minor: int, term: Term) -> list[Problem]:
     cur = product.currency
     problems: list[Problem] = []
-    if not product.amount_min_minor <= amount_minor <= product.amount_max_minor:
+    if amount_minor <= 0:
+        problems.append(Problem("amount.positive", "the amount must be positive, e.g. 1000.00",
+                                field="amount"))
+    elif not product.amount_min_minor <= amount_minor <= product.amount_max_minor:
         low, high = (format_amount(v, cur) for v in (product.amount_min_minor,
                                                       product.amount_max_minor))
         problems.append(Problem(

@@ -76,6 +76,18 @@ class EodRequest(Strict):
     date: date
 
 
+def principal(request: Request,
+              authorization: Annotated[str | None, Header()] = None) -> Principal:
+    """The caller behind ``Authorization: Bearer <key>`` (401 without valid credentials)."""
+    scheme, _, secret = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer":
+        raise Unauthenticated("send Authorization: Bearer <key>")
+    return authenticate(request.app.state.container.engine, secret.strip())
+
+
+Caller = Annotated[Principal, Depends(principal)]
+
+
 def create_app(container: Container | None = None) -> FastAPI:
     """The application (``lendsafe serve`` builds it from the environment)."""
     container = container or build()
@@ -83,13 +95,14 @@ def create_app(container: Container | None = None) -> FastAPI:
                   description="Loan engine: products, quotes, loans, payments, close of business.")
     _install_errors(app)
 
-    def principal(authorization: Annotated[str | None, Header()] = None) -> Principal:
-        scheme, _, secret = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer":
-            raise Unauthenticated("send Authorization: Bearer <key>")
-        return authenticate(container.engine, secret.strip())
+    app.state.container = container
+    _catalogue_routes(app, container)
+    _loan_routes(app, container)
+    _operations_routes(app, container)
+    return app
 
-    Caller = Annotated[Principal, Depends(principal)]
+
+def _catalogue_routes(app: FastAPI, container: Container) -> None:
     lending = container.lending
 
     @app.get("/products")
@@ -115,6 +128,11 @@ def create_app(container: Container | None = None) -> FastAPI:
                 "unit_period": result.unit_period.value,
                 "annual_rate_nominal": format_rate(result.annual_rate_nominal, 6),
                 "annual_rate_compound": format_rate(result.annual_rate_compound, 6)}
+
+
+
+def _loan_routes(app: FastAPI, container: Container) -> None:
+    lending = container.lending
 
     @app.post("/loans", status_code=201)
     def book(body: LoanRequest, caller: Caller) -> dict[str, Any]:
@@ -154,6 +172,11 @@ def create_app(container: Container | None = None) -> FastAPI:
             raise Forbidden("only a borrower has loans of their own")
         return [lending.loan_view(i) for i in lending.loan_ids_of(caller.borrower_id)]
 
+
+
+def _operations_routes(app: FastAPI, container: Container) -> None:
+    lending = container.lending
+
     @app.post("/eod")
     def eod(body: EodRequest, caller: Caller) -> dict[str, Any]:
         require_staff(caller)
@@ -166,8 +189,6 @@ def create_app(container: Container | None = None) -> FastAPI:
     def status(caller: Caller) -> dict[str, Any]:
         require_staff(caller)
         return lending.status()
-
-    return app
 
 
 def _problem_response(status: int, detail: Any) -> JSONResponse:
