@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Engine
 
 from lendsafe.adapters.db.engine import make_engine, upgrade
+from lendsafe.adapters.signing import TreeHeadSigner
 from lendsafe.config import Settings
 from lendsafe.services.catalogue import Catalogue
+from lendsafe.services.audit import AuditLog
+from lendsafe.services.ledger import Ledger
 from lendsafe.services.lending import LendingService
 
 
@@ -20,6 +24,10 @@ class Container:
     engine: Engine
     catalogue: Catalogue
     lending: LendingService
+    audit: AuditLog | None = None
+    ledger: Ledger | None = None
+    security: Any = None  # lendsafe.services.control.Security (users, approvals, PII)
+    reminders: Any = None  # lendsafe.services.reminders.ReminderService
 
 
 def build(settings: Settings | None = None, *, migrate: bool = True) -> Container:
@@ -30,4 +38,30 @@ def build(settings: Settings | None = None, *, migrate: bool = True) -> Containe
         upgrade(engine)
     catalogue = Catalogue.load(settings.products_file)
     lending = LendingService(engine, catalogue, eod_chunk_size=settings.eod_chunk_size)
-    return Container(settings, engine, catalogue, lending)
+    container = Container(settings, engine, catalogue, lending)
+    wire_reminders(container)
+    wire_control(container)
+    return container
+
+
+def wire_reminders(container: Container) -> None:
+    """Plan, cancel and replace reminders in the transaction of each lending change."""
+    from lendsafe.config import ReminderSettings
+    from lendsafe.services.reminders import ReminderService
+
+    container.reminders = ReminderService(container.engine, ReminderSettings.from_env(),
+                                          clock=container.lending.clock)
+    container.lending.subscribe(container.reminders.on_change)
+
+
+def wire_control(container: Container) -> None:
+    """Audit every change and seal the journal in its transaction (keep these listeners last)."""
+    from lendsafe.services.control import build_security
+
+    settings = container.settings
+    container.audit = AuditLog(container.lending.clock)
+    container.ledger = Ledger(container.engine, TreeHeadSigner.from_file(settings.ledger_key_file),
+                              settings.tree_heads_dir, container.lending.clock, container.audit)
+    container.security = build_security(container)
+    container.lending.subscribe(container.audit.on_change)
+    container.lending.subscribe(container.ledger.on_change)

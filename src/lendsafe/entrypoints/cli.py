@@ -21,6 +21,7 @@ from lendsafe.domain.lending.quote import checked_quote
 from lendsafe.domain.lending.schedule import LoanTerms
 from lendsafe.domain.money import MoneyError, currency, format_rate, parse_amount, parse_rate
 from lendsafe.domain.problems import Refused
+from lendsafe.entrypoints.cli_remind import remind_app
 
 app = typer.Typer(help="lendsafe: a micro-lending platform that keeps loans from going bad.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -308,15 +309,17 @@ def status(as_json: JsonOption = False) -> None:
     document = guarded(container.lending.status)
 
     def render(d: dict[str, Any]) -> None:
-        table = Table("status", "bucket", "loans", "principal outstanding (minor)")
+        table = Table("status", "bucket", "currency", "loans", "principal outstanding")
         for row in d["loans"]:
-            table.add_row(row["status"], row["bucket"], str(row["count"]),
-                          str(row["principal_outstanding_minor"]))
+            table.add_row(row["status"], row["bucket"], row["currency"], str(row["count"]),
+                          row["principal_outstanding"])
         console.print(f"open business date {d['business_date']}")
         console.print(table)
         tb = d["trial_balance"]
-        console.print(f"trial balance: debits {tb['debits_minor']} credits {tb['credits_minor']}"
-                      f" balanced={tb['balanced']} ({d['journal_entries']} journal entries)")
+        for row in tb["by_currency"]:
+            console.print(f"trial balance {row['currency']}: debits {row['debits']} credits "
+                          f"{row['credits']} balanced={row['balanced']}")
+        console.print(f"{d['journal_entries']} journal entries")
 
     _emit(document, as_json, render)
 
@@ -354,6 +357,7 @@ def _mount_optional() -> None:
 
 
 _mount_optional()
+app.add_typer(remind_app, name="remind", help="Repayment reminders: plan, dispatch, report.")
 
 
 

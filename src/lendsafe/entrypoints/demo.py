@@ -183,9 +183,9 @@ def portfolio_report(container: Container) -> dict[str, Any]:
         collected = connection.execute(select(
             func.coalesce(func.sum(t.payments.c.amount_minor), 0))).scalar_one()
     rate = f"{format_rate(Decimal(int(collected)) / Decimal(int(due)) * 100, 1)}%" if due else "n/a"
-    return {**status, "collected_minor": int(collected), "due_to_date_minor": int(due),
-            "collected_over_due": rate,
-            "currency_note": "amounts are minor units summed across currencies in this view"}
+    cny = container_currency()
+    return {**status, "collected": format_amount(int(collected), cny),
+            "due_to_date": format_amount(int(due), cny), "collected_over_due": rate}
 
 
 def render_report(report: dict[str, Any], console: Console) -> None:
@@ -193,16 +193,14 @@ def render_report(report: dict[str, Any], console: Console) -> None:
     table = Table("status", "bucket", "loans", "principal outstanding", title="Portfolio")
     for row in sorted(report["loans"], key=lambda r: (r["status"], r["bucket"])):
         table.add_row(row["status"], row["bucket"], str(row["count"]),
-                      format_amount(row["principal_outstanding_minor"],
-                                    container_currency()))
+                      f"{row['principal_outstanding']} {row['currency']}")
     console.print(table)
-    cny = container_currency()
-    console.print(f"collected {format_amount(report['collected_minor'], cny)} against "
-                  f"{format_amount(report['due_to_date_minor'], cny)} due to date "
+    console.print(f"collected {report['collected']} against "
+                  f"{report['due_to_date']} due to date "
                   f"({report['collected_over_due']})")
     tb = report["trial_balance"]
     console.print(f"journal: {report['journal_entries']} entries; trial balance debits "
-                  f"{tb['debits_minor']} = credits {tb['credits_minor']}: "
+                  f"{tb['debits']} = credits {tb['credits']} {tb['currency']}: "
                   f"{'balanced' if tb['balanced'] else 'NOT BALANCED'}")
     console.print(f"open business date {report['business_date']}; "
                   f"simulation {report['simulation']}")

@@ -23,11 +23,12 @@ from lendsafe.adapters.db.repository import (
     NotFound,
     append_journal,
     installment_rows,
-    journal_totals,
+    journal_entry_count,
     load_loan,
-    rules_to_json,
+    rules_id,
     save_state,
     servicing_columns,
+    trial_balance_by_currency,
 )
 from lendsafe.domain import events as ev
 from lendsafe.domain.calendar import day_number, from_day_number
@@ -162,7 +163,7 @@ class LendingService:
         row = {
             "borrower_id": borrower_id, "product_id": product_id,
             "currency": product.currency.code, "type": product.type.value,
-            "rules": rules_to_json(rules), "principal_minor": schedule.principal_minor,
+            "rules_id": rules_id(connection, rules), "principal_minor": schedule.principal_minor,
             "disbursed_minor": schedule.disbursed_minor,
             "upfront_fee_minor": schedule.upfront_fee_minor,
             "annual_rate_disclosed": format_rate(quote.annual_rate_disclosed, 6),
@@ -311,20 +312,21 @@ class LendingService:
         with self.engine.connect() as connection:
             on = self.open_date(connection)
             by_status = connection.execute(select(
-                t.loans.c.status, t.loans.c.bucket, func.count(),
+                t.loans.c.status, t.loans.c.bucket, t.loans.c.currency, func.count(),
                 func.coalesce(func.sum(t.loans.c.principal_outstanding_minor), 0),
-            ).group_by(t.loans.c.status, t.loans.c.bucket)).all()
-            entries, debits, credits = journal_totals(connection)
+            ).group_by(t.loans.c.status, t.loans.c.bucket, t.loans.c.currency)).all()
+            entries = journal_entry_count(connection)
+            balances = trial_balance_by_currency(connection)
         return {
             "business_date": on.isoformat(),
             "last_closed_date": (on - timedelta(days=1)).isoformat(),
             "loans": [
-                {"status": s, "bucket": b, "count": int(n), "principal_outstanding_minor": int(p)}
-                for s, b, n, p in by_status
+                {"status": s, "bucket": b, "currency": c, "count": int(n),
+                 "principal_outstanding": format_amount(int(p), currency(c))}
+                for s, b, c, n, p in by_status
             ],
             "journal_entries": entries,
-            "trial_balance": {"debits_minor": debits, "credits_minor": credits,
-                              "balanced": debits == credits},
+            "trial_balance": _trial_balance_document(balances),
         }
 
     def loan_ids_of(self, borrower_id: int) -> list[int]:
@@ -378,6 +380,26 @@ def loan_document(record: Any, on: date) -> dict[str, Any]:
             for i in state.installments
         ],
         "as_of": on.isoformat(),
+    }
+
+
+def _trial_balance_document(balances: dict[str, dict[str, int]]) -> dict[str, Any]:
+    """Debits and credits per currency; the top-level figures are the main currency's."""
+    rows = []
+    for code, accounts in sorted(balances.items()):
+        cur = currency(code)
+        debits = sum(v for v in accounts.values() if v > 0)
+        credits = -sum(v for v in accounts.values() if v < 0)
+        rows.append({"currency": code, "debits": format_amount(debits, cur),
+                     "credits": format_amount(credits, cur), "balanced": debits == credits,
+                     "accounts": {a: format_amount(v, cur) for a, v in sorted(accounts.items())}})
+    main = max(rows, key=lambda r: Decimal(r["debits"]), default=None)
+    return {
+        "currency": main["currency"] if main else None,
+        "debits": main["debits"] if main else "0",
+        "credits": main["credits"] if main else "0",
+        "balanced": all(r["balanced"] for r in rows),
+        "by_currency": rows,
     }
 
 

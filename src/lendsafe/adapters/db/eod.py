@@ -20,15 +20,17 @@ from lendsafe.domain.calendar import day_number
 from lendsafe.domain.lending.delinquency import DEFAULT_BUCKETS, Bucket
 from lendsafe.domain.lending.loan import PENALTY_RATE_SCALE
 
-CHUNK = "id BETWEEN :lo AND :hi"
-OPEN = f"status = 'active' AND last_closed_day = :prev AND {CHUNK}"
-CLOSED = f"status = 'active' AND last_closed_day = :d AND {CHUNK}"
+# unary plus keeps SQLite from scanning the primary key range when an index on the
+# condition's other columns finds the few loans a step touches (PostgreSQL is unaffected)
+CHUNK = "+id BETWEEN :lo AND :hi"
+OPEN = f"+status = 'active' AND last_closed_day = :prev AND {CHUNK}"
+CLOSED = f"+status = 'active' AND last_closed_day = :d AND {CHUNK}"
 PENALTY = (
     f"(2 * arrears_minor * penalty_rate_ppm + {365 * PENALTY_RATE_SCALE}) "
     f"/ {2 * 365 * PENALTY_RATE_SCALE}"
 )
 PENALTY_DUE = (
-    f"{OPEN} AND oldest_unpaid_due_day IS NOT NULL "
+    f"{OPEN} AND oldest_unpaid_due_day < :d "
     "AND :d - oldest_unpaid_due_day > grace_days AND arrears_minor > 0"
 )
 TARGET = (
@@ -46,7 +48,7 @@ JOURNAL = (
     "(business_day, loan_id, kind, debit_account, credit_account, amount_minor) "
 )
 DUE_TODAY = f"{CLOSED} AND cur_due_day = :d"
-DUE_TODAY_JOINED = DUE_TODAY.replace("id BETWEEN", "loans.id BETWEEN")
+DUE_TODAY_JOINED = DUE_TODAY.replace("+id BETWEEN", "+loans.id BETWEEN")
 CURRENT = "installments.loan_id = loans.id AND installments.seq = loans.cur_seq"
 
 
@@ -63,8 +65,8 @@ def _statements(buckets: tuple[Bucket, ...]) -> list[tuple[str, str]]:
     """(name, SQL) in execution order; names ending in ``:journal`` insert entries."""
     days = "(CASE WHEN oldest_unpaid_due_day < :d THEN :d - oldest_unpaid_due_day ELSE 0 END)"
     bucket = _bucket_case(buckets).replace("days", days)
-    charge_off = f"{CLOSED} AND days_past_due >= charge_off_days"
-    charge_off_joined = charge_off.replace("id BETWEEN", "loans.id BETWEEN")
+    charge_off = f"{CLOSED} AND days_past_due > 0 AND days_past_due >= charge_off_days"
+    charge_off_joined = charge_off.replace("+id BETWEEN", "+loans.id BETWEEN")
     co_columns = (
         ("principal_outstanding_minor", "1100"),
         ("interest_receivable_minor", "1110"),
@@ -91,8 +93,8 @@ def _statements(buckets: tuple[Bucket, ...]) -> list[tuple[str, str]]:
          f"+ interest_due_minor - interest_paid_minor FROM installments WHERE {CURRENT}) "
          f"WHERE {DUE_TODAY}"),
         ("due:recognise", "UPDATE installments SET interest_recognized_minor = interest_due_minor,"
-         " fee_recognized_minor = fee_due_minor WHERE due_day = :d AND loan_id BETWEEN :lo AND "
-         f":hi AND loan_id IN (SELECT id FROM loans WHERE {DUE_TODAY})"),
+         " fee_recognized_minor = fee_due_minor WHERE (loan_id, seq) IN (SELECT id, cur_seq "
+         f"FROM loans WHERE {DUE_TODAY})"),
         ("due:advance", "UPDATE loans SET cur_seq = nxt.seq, cur_start_day = nxt.start_day, "
          "cur_due_day = nxt.due_day, cur_base_minor = nxt.interest_recognized_minor, "
          "cur_interest_due_minor = nxt.interest_due_minor, "
@@ -103,7 +105,7 @@ def _statements(buckets: tuple[Bucket, ...]) -> list[tuple[str, str]]:
          " cur_base_minor = 0, cur_interest_due_minor = 0, cur_recognized_minor = 0 "
          f"WHERE {DUE_TODAY}"),
         ("delinquency", f"UPDATE loans SET days_past_due = {days}, bucket = {bucket} WHERE "
-         f"{CLOSED} AND (oldest_unpaid_due_day < :d OR days_past_due <> 0)"),
+         f"{CLOSED} AND (oldest_unpaid_due_day < :d OR days_past_due > 0)"),
         *[
             ("charge_off:journal", f"{JOURNAL} SELECT :d, id, 'charge_off', '5000', '{account}', "
              f"{column} FROM loans WHERE {charge_off} AND {column} > 0")
@@ -117,8 +119,8 @@ def _statements(buckets: tuple[Bucket, ...]) -> list[tuple[str, str]]:
          "fee_receivable_minor = 0, cur_seq = NULL, cur_start_day = NULL, cur_due_day = NULL, "
          f"cur_base_minor = 0, cur_interest_due_minor = 0, cur_recognized_minor = 0 "
          f"WHERE {charge_off}"),
-        ("inactive", f"UPDATE loans SET last_closed_day = :d WHERE status <> 'active' AND "
-         f"last_closed_day = :prev AND {CHUNK}"),
+        ("inactive", "UPDATE loans SET last_closed_day = :d WHERE status IN ('closed', "
+         f"'charged_off') AND last_closed_day = :prev AND {CHUNK}"),
     ]
 
 

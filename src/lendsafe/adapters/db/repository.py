@@ -7,6 +7,7 @@ state by the same definitions the set-based close of business uses.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -81,6 +82,18 @@ def rules_from_json(text: str) -> ServicingRules:
         allocation=AllocationRule(order, raw["allocation"]["per_installment"]),
         buckets=tuple(Bucket(c, lo, hi) for c, lo, hi in raw["buckets"]),
     )
+
+
+def rules_id(connection: Connection, rules: ServicingRules) -> int:
+    """The id of a stored copy of ``rules`` (shared by every loan with the same rules)."""
+    text = rules_to_json(rules)
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    found = connection.execute(select(t.servicing_rules.c.id).where(
+        t.servicing_rules.c.digest == digest)).scalar()
+    if found is not None:
+        return int(found)
+    result = connection.execute(insert(t.servicing_rules).values(digest=digest, rules=text))
+    return int(result.inserted_primary_key[0])  # type: ignore[index]
 
 
 def servicing_columns(state: LoanState) -> dict[str, Any]:
@@ -178,7 +191,7 @@ def _state_from_rows(row: Any, rows: Sequence[Any]) -> LoanState:
         loan_id=row.id,
         status=LoanStatus(row.status),
         disbursed_on=row.disbursed_on,
-        rules=rules_from_json(row.rules),
+        rules=rules_from_json(row.rules_json),
         installments=tuple(installments),
         last_closed=from_day_number(row.last_closed_day),
         accrual_start=start,
@@ -195,9 +208,11 @@ def _state_from_rows(row: Any, rows: Sequence[Any]) -> LoanState:
 
 def load_loan(connection: Connection, loan_id: int, *, for_update: bool = False) -> LoanRecord:
     """Read a loan and its instalments (locking the loan row on PostgreSQL if asked)."""
-    query = select(t.loans).where(t.loans.c.id == loan_id)
+    query = select(t.loans, t.servicing_rules.c.rules.label("rules_json")).join(
+        t.servicing_rules, t.servicing_rules.c.id == t.loans.c.rules_id).where(
+        t.loans.c.id == loan_id)
     if for_update and connection.dialect.name == "postgresql":
-        query = query.with_for_update()
+        query = query.with_for_update(of=t.loans)
     row = connection.execute(query).first()
     if row is None:
         raise NotFound(f"loan {loan_id} does not exist")
@@ -269,15 +284,19 @@ def trial_balance(connection: Connection, loan_id: int | None = None) -> dict[st
     return balances
 
 
-def journal_totals(connection: Connection) -> tuple[int, int, int]:
-    """(entries, total debits, total credits) over the whole journal."""
-    count, total = connection.execute(
-        select(func.count(), func.coalesce(func.sum(t.journal.c.amount_minor), 0))
-    ).one()
-    # every entry debits and credits the same amount, so the two sides are equal by
-    # construction; the per-account trial balance is what the check adds up
-    per_account = trial_balance(connection)
-    debits = sum(v for v in per_account.values() if v > 0)
-    credits = -sum(v for v in per_account.values() if v < 0)
-    del total
-    return int(count), debits, credits
+def trial_balance_by_currency(connection: Connection) -> dict[str, dict[str, int]]:
+    """Balance per account (debits − credits) per currency (the currency of each loan)."""
+    balances: dict[str, dict[str, int]] = {}
+    joined = t.journal.join(t.loans, t.loans.c.id == t.journal.c.loan_id)
+    for side, sign in ((t.journal.c.debit_account, 1), (t.journal.c.credit_account, -1)):
+        query = (select(t.loans.c.currency, side, func.sum(t.journal.c.amount_minor))
+                 .select_from(joined).group_by(t.loans.c.currency, side))
+        for code, account, total in connection.execute(query):
+            accounts = balances.setdefault(code, {})
+            accounts[account] = accounts.get(account, 0) + sign * int(total)
+    return balances
+
+
+def journal_entry_count(connection: Connection) -> int:
+    """How many transfers the journal holds."""
+    return int(connection.execute(select(func.count()).select_from(t.journal)).scalar_one())

@@ -51,6 +51,14 @@ borrowers = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
+servicing_rules = Table(
+    "servicing_rules",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("digest", String(64), nullable=False, unique=True),  # SHA-256 of the JSON
+    Column("rules", Text, nullable=False),  # servicing rules JSON, shared by many loans
+)
+
 loans = Table(
     "loans",
     metadata,
@@ -60,7 +68,7 @@ loans = Table(
     Column("currency", String(3), nullable=False),
     Column("type", String(32), nullable=False),
     Column("status", String(16), nullable=False),
-    Column("rules", Text, nullable=False),  # servicing rules JSON, copied at booking
+    Column("rules_id", ForeignKey("servicing_rules.id"), nullable=False),  # kept for life
     Column("principal_minor", BigInteger, nullable=False),
     Column("disbursed_minor", BigInteger, nullable=False),
     Column("upfront_fee_minor", BigInteger, nullable=False),
@@ -95,6 +103,10 @@ loans = Table(
 )
 Index("ix_loans_borrower", loans.c.borrower_id)
 Index("ix_loans_status", loans.c.status, loans.c.bucket)
+# close of business finds the few loans with something to do through these (never a scan)
+Index("ix_loans_cur_due_day", loans.c.cur_due_day)
+Index("ix_loans_oldest_unpaid_due_day", loans.c.oldest_unpaid_due_day)
+Index("ix_loans_days_past_due", loans.c.days_past_due)
 
 installments = Table(
     "installments",

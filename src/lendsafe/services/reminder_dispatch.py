@@ -1,0 +1,344 @@
+"""The reminder outbox worker: claim due steps with a lease, gate, send, record every attempt.
+
+One worker loop (:meth:`Worker.run`) repeats: sweep expired steps to ``missed``; claim a
+batch (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, a single claimant on SQLite) and commit
+the lease - the lease itself is the *intent to send* (``inflight``); send each step through
+its channel adapter; record outcomes, attempts and deliveries in one transaction fenced by
+the lease owner. A worker killed between send and record leaves ``inflight`` steps whose
+lease expires; the next claimant asks the provider (``was_sent``) before anything else, so
+a step is never sent twice on a channel and never lost.
+
+Decisions (failover, backoff, receipt deadlines, quiet hours and caps) are the pure
+functions of :mod:`lendsafe.domain.reminders.dispatch`; the clock and the jitter source are
+injected.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from lendsafe.adapters.channels.base import (
+    ChannelAdapter,
+    ChannelError,
+    OutboundMessage,
+    SendOutcome,
+    SendResult,
+)
+from lendsafe.adapters.db import reminder_store as store
+from lendsafe.config import ReminderSettings
+from lendsafe.domain.reminders import dispatch as d
+from lendsafe.domain.reminders.messages import Money
+from lendsafe.domain.reminders.policy import ReminderPolicy, default_policy
+from lendsafe.domain.reminders.templates import TemplateCatalog, TemplateError, render
+from lendsafe.services.reminders import AddressSealer, PlainSealer, utc_now
+
+log = logging.getLogger(__name__)
+Clock = Callable[[], datetime]
+_HOW_TO_PAY = {"zh": "App内还款或银行转账", "en": "in the app or by bank transfer"}
+
+
+@dataclass
+class WorkerStats:
+    """What one worker did."""
+
+    batches: int = 0
+    claimed: int = 0
+    sends: int = 0
+    by_status: dict[str, int] = field(default_factory=dict)
+    db_errors: int = 0
+
+
+@dataclass
+class _Batch:
+    """Writes collected while processing one claimed batch."""
+
+    now: datetime
+    updates: list[dict[str, Any]] = field(default_factory=list)
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    deliveries: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Worker:
+    """One dispatch loop over one database and a set of channel adapters."""
+
+    def __init__(self, engine: Engine, channels: Mapping[str, ChannelAdapter],
+                 settings: ReminderSettings | None = None, *,
+                 policies: Mapping[str, ReminderPolicy] | None = None, clock: Clock = utc_now,
+                 rng: random.Random | None = None, worker_id: str | None = None,
+                 sealer: AddressSealer | None = None, catalog: TemplateCatalog | None = None,
+                 after_claim: Callable[[], None] | None = None) -> None:
+        self.engine = engine
+        self.channels = dict(channels)
+        self.settings = settings or ReminderSettings()
+        policy = default_policy()
+        self.policies = dict(policies or {policy.policy_id: policy})
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.worker_id = worker_id or f"w-{uuid.uuid4().hex[:10]}"
+        self.sealer = sealer or PlainSealer()
+        self.catalog = catalog
+        self.after_claim = after_claim
+        self.stats = WorkerStats()
+        self.backoff = d.Backoff(base=timedelta(seconds=self.settings.backoff_base_seconds),
+                                 cap=timedelta(seconds=self.settings.backoff_cap_seconds))
+        self.escalation: d.Escalation = (
+            "hold" if self.settings.escalation == "hold" else "failover")
+
+    # -- loop --------------------------------------------------------------------------
+    def run(self, *, until_idle: bool = False, max_batches: int | None = None,
+            poll_seconds: float = 0.5, sleep: Callable[[float], None] = time.sleep) -> WorkerStats:
+        """Work until idle (``until_idle``), ``max_batches``, or forever."""
+        while max_batches is None or self.stats.batches < max_batches:
+            try:
+                if self.run_once():
+                    continue
+                if until_idle and self._idle():
+                    break
+            except (OperationalError, DBAPIError) as error:  # connection lost, deadlock, ...
+                self.stats.db_errors += 1
+                log.warning("worker %s: database error, reconnecting: %s", self.worker_id, error)
+                self.engine.dispose()
+                sleep(min(2.0, 0.05 * 2 ** min(self.stats.db_errors, 6)))
+                continue
+            sleep(poll_seconds)
+        return self.stats
+
+    def _idle(self) -> bool:
+        with self.engine.begin() as connection:
+            upcoming = store.next_due(connection)
+        horizon = self.clock() + timedelta(seconds=self.settings.idle_wait_seconds)
+        return upcoming is None or upcoming > horizon
+
+    def run_once(self) -> int:
+        """Sweep, claim one batch, send it and record it; returns how many were claimed."""
+        now = self.clock()
+        owner = f"{self.worker_id}:{uuid.uuid4().hex[:8]}"
+        with self.engine.begin() as connection:
+            store.sweep(connection, now)
+            rows = store.claim(connection, owner, now,
+                               timedelta(seconds=self.settings.lease_seconds),
+                               self.settings.batch_size)
+            context = store.load_context(connection, rows, now) if rows else {}
+        if not rows:
+            return 0
+        if self.after_claim is not None:  # fault injection in tests
+            self.after_claim()
+        batch = _Batch(now)
+        for row in rows:
+            self._handle(row, context, batch)
+        with self.engine.begin() as connection:
+            store.record(connection, owner, batch.updates, batch.attempts, batch.deliveries)
+        self.stats.batches += 1
+        self.stats.claimed += len(rows)
+        for update in batch.updates:
+            self.stats.by_status[update["status"]] = self.stats.by_status.get(
+                update["status"], 0) + 1
+        return len(rows)
+
+    # -- one step ----------------------------------------------------------------------
+    def _handle(self, row: dict[str, Any], context: dict[str, Any], batch: _Batch) -> None:
+        state = d.StepState(tuple(row["channels"].split(",")), row["channel_index"],
+                            row["round"], row["expires_at"])
+        if row["status"] == "awaiting_receipt":
+            self._apply(row, d.after_receipt_deadline(state, batch.now, self.escalation), batch)
+            return
+        if row["was_inflight"] and self._recover(row, state, batch):
+            return
+        balance = context["balances"].get((row["loan_id"], row["installment_seq"]))
+        if balance is None or balance[1] <= 0 or balance[0] != row["due_date"]:
+            reason = "instalment settled" if balance and balance[1] <= 0 else "schedule changed"
+            self._finish(row, batch, "cancelled", reason)
+            return
+        self._gate_and_send(row, state, context, balance[1], batch)
+
+    def _gate_and_send(self, row: dict[str, Any], state: d.StepState, context: dict[str, Any],
+                       outstanding: int, batch: _Batch) -> None:
+        policy = self.policies[row["policy_id"]]
+        contact = context["contacts"].get(row["borrower_id"])
+        tz = ZoneInfo(contact.time_zone if contact else self.settings.default_time_zone)
+        own = store.parse_quiet_hours(contact.quiet_hours if contact else None)
+        quiet = (own or policy.default_quiet_hours).union(policy.legal_quiet_hours)
+        history = context["history"].setdefault(row["loan_id"], [])
+        gate = d.send_gate(batch.now, tz, quiet, policy.caps, history, state.expires_at)
+        if gate.verdict == "missed":
+            self._finish(row, batch, "missed", gate.reason)
+            return
+        if gate.verdict == "later":
+            assert gate.at is not None
+            self._apply(row, d.Decision("pending", gate.at, state.channel_index, state.round,
+                                        gate.reason), batch)
+            return
+        addresses = context["addresses"].get(row["borrower_id"], {})
+        opt_outs = set((contact.opt_outs if contact else "").split(","))
+        index = d.pick_channel(state.channels, state.channel_index, addresses, opt_outs,
+                               row["legally_required"], self.channels)
+        if index is None:
+            self._no_channel(row, state, addresses, opt_outs, batch)
+            return
+        self._send(row, state, index, addresses[state.channels[index]], outstanding, batch)
+
+    def _no_channel(self, row: dict[str, Any], state: d.StepState, addresses: Any,
+                    opt_outs: set[str], batch: _Batch) -> None:
+        first = d.pick_channel(state.channels, 0, addresses, opt_outs, row["legally_required"],
+                               self.channels)
+        if first is None:
+            reason = d.unreachable_reason(state.channels, addresses, opt_outs, self.channels)
+            status = "unreachable" if row["legally_required"] else "skipped"
+            self._finish(row, batch, status, reason)
+            return
+        decision = d.next_channel(state, len(state.channels) - 1, batch.now,
+                                  "no usable channel left in this round", self.backoff,
+                                  self.rng.random())
+        self._apply(row, decision, batch)
+
+    def _send(self, row: dict[str, Any], state: d.StepState, index: int,
+              sealed: tuple[str, str], outstanding: int, batch: _Batch) -> None:
+        channel = state.channels[index]
+        key = f"{row['step_key']}:{channel}"
+        try:
+            message = self._message(row, channel, key, self.sealer.open(*sealed), outstanding)
+        except (TemplateError, ChannelError, ValueError) as error:
+            self._finish(row, batch, "blocked", f"cannot build the message: {error}")
+            return
+        result = self._call(channel, message)
+        known = self._was_sent(channel, key) if result.outcome is SendOutcome.TIMEOUT_UNKNOWN \
+            else None
+        policy = self.policies[row["policy_id"]]
+        timeout = dict(next(s.receipt_timeouts for s in policy.steps
+                            if s.code == row["step_code"]))[channel]
+        decision = d.after_outcome(
+            state, index, result.outcome.value, known, batch.now, receipt_timeout=timeout,
+            backoff=self.backoff, unit=self.rng.random(), same_channel_tries=row["tries"],
+            error=result.error)
+        self.stats.sends += 1
+        outcome = _delivery_outcome(result.outcome, known)
+        self._log_attempt(row, channel, key, outcome, result.provider_message_id, result.error,
+                          batch)
+        self._apply(row, decision, batch, tried=1, channel=channel)
+
+    def _message(self, row: dict[str, Any], channel: str, key: str, recipient: str,
+                 outstanding: int) -> OutboundMessage:
+        language = row["language"]
+        context = {
+            "amount": Money(outstanding, row["currency"]), "due_date": row["due_date"],
+            "loan_ref": f"L{row['loan_id']}",
+            "how_to_pay": self.settings.how_to_pay or _HOW_TO_PAY.get(language, ""),
+            "days_left": max(0, (row["due_date"] - _local_send_date(row)).days),
+            "days_overdue": max(0, (_local_send_date(row) - row["due_date"]).days),
+        }
+        rendered = render(row["template_id"], language, context, catalog=self.catalog)
+        return OutboundMessage(key, str(row["loan_id"]), channel, row["step_code"], recipient,
+                               rendered.subject, rendered.body, language)
+
+    def _call(self, channel: str, message: OutboundMessage) -> SendResult:
+        try:
+            return self.channels[channel].send(message)
+        except ChannelError as error:
+            return SendResult(SendOutcome.FAILED, None, f"channel refused: {error}")
+        except Exception as error:  # an adapter bug: we cannot know whether it went out
+            return SendResult(SendOutcome.TIMEOUT_UNKNOWN, None, f"adapter raised {error!r}")
+
+    def _was_sent(self, channel: str, key: str) -> bool | None:
+        try:
+            return self.channels[channel].was_sent(key)
+        except Exception as error:  # cannot tell
+            log.warning("was_sent(%s) failed: %r", key, error)
+            return None
+
+    # -- crash recovery ------------------------------------------------------------
+    def _recover(self, row: dict[str, Any], state: d.StepState, batch: _Batch) -> bool:
+        """A previous claimant may have sent this step: ask the providers first."""
+        unknown = False
+        for index, channel in enumerate(state.channels):
+            if channel not in self.channels:
+                continue
+            key = f"{row['step_key']}:{channel}"
+            known = self._was_sent(channel, key)
+            if known:
+                self._log_attempt(row, channel, key, "confirmed", None,
+                                  "recovered: the provider's record shows it was sent", batch,
+                                  recovery=True)
+                self._apply(row, d.Decision("sent", batch.now, index, state.round,
+                                            "recovered after an interrupted send; provider "
+                                            "confirms it was sent", contact=True),
+                            batch, channel=channel)
+                return True
+            unknown = unknown or known is None
+        if not unknown:
+            return False
+        policy = self.policies[row["policy_id"]]
+        step = next(s for s in policy.steps if s.code == row["step_code"])
+        channel = state.channels[state.channel_index]
+        wait = step.receipt_timeout(channel)
+        self._apply(row, d.Decision("awaiting_receipt", batch.now + wait, state.channel_index,
+                                    state.round, "interrupted send; provider cannot tell: "
+                                    "waiting for a receipt", contact=True), batch)
+        return True
+
+    # -- recording -------------------------------------------------------------------
+    def _finish(self, row: dict[str, Any], batch: _Batch, status: str,
+                reason: str | None) -> None:
+        self._apply(row, d.Decision(status, batch.now, row["channel_index"], row["round"],
+                                    reason), batch)
+
+    def _apply(self, row: dict[str, Any], decision: d.Decision, batch: _Batch, *,
+               tried: int = 0, channel: str | None = None) -> None:
+        sent_channel = None
+        if decision.contact:
+            sent_channel = channel or row["channels"].split(",")[decision.channel_index]
+        batch.updates.append({
+            "id": row["id"], "status": decision.status, "reason": decision.reason,
+            "due_at": decision.due_at, "channel_index": decision.channel_index,
+            "round": decision.round, "tries": tried, "failovers": int(decision.failover),
+            "sent_channel": sent_channel,
+            "sent_at": batch.now if decision.contact else None,
+            "delivered_at": batch.now if decision.status == "delivered" else None,
+            "now": batch.now,
+        })
+
+    def _log_attempt(self, row: dict[str, Any], channel: str, key: str, outcome: str,
+                     provider_id: str | None, error: str | None, batch: _Batch, *,
+                     recovery: bool = False) -> None:
+        batch.attempts.append({
+            "reminder_id": row["id"], "dedup_key": key, "channel": channel, "outcome": outcome,
+            "provider_message_id": provider_id, "error": error, "at": batch.now,
+            "worker": self.worker_id, "recovery": recovery})
+        batch.deliveries.append({
+            "dedup_key": key, "reminder_id": row["id"], "channel": channel, "outcome": outcome,
+            "provider_message_id": provider_id, "error": error, "tries": 1,
+            "first_at": batch.now, "last_at": batch.now})
+
+
+def _delivery_outcome(outcome: SendOutcome, known: bool | None) -> str:
+    if outcome is not SendOutcome.TIMEOUT_UNKNOWN:
+        return outcome.value
+    return {True: "confirmed", False: "not_sent", None: "unknown"}[known]
+
+
+def _local_send_date(row: dict[str, Any]) -> date:
+    offset = int(row["step_code"][1:] or 0)
+    return row["due_date"] + timedelta(days=offset)  # type: ignore[no-any-return]
+
+
+def fixed_clock(start: datetime, *, advance: bool = True) -> Clock:
+    """A clock that starts at ``start`` and (if ``advance``) runs on in real time."""
+    origin = time.monotonic()
+    start = start.astimezone(UTC)
+
+    def clock() -> datetime:
+        if not advance:
+            return start
+        return start + timedelta(seconds=time.monotonic() - origin)
+
+    return clock
