@@ -188,7 +188,7 @@ def sqlite_ledger(tmp_path_factory: pytest.TempPathFactory, catalogue: Catalogue
 
 
 def test_untouched_ledger_verifies(sqlite_ledger: tuple[Engine, Ledger]) -> None:
-    engine, ledger = sqlite_ledger
+    _engine, ledger = sqlite_ledger
     for _ in range(20):
         report = ledger.verify(record=False)
         assert report.ok, report

@@ -23,7 +23,7 @@ import pytest
 from sqlalchemy import Engine, create_engine, func, select, text
 
 from lendsafe.adapters.db.engine import make_engine, upgrade
-from lendsafe.adapters.db.reminder_tables import reminders
+from lendsafe.adapters.db.reminder_tables import reminder_attempts, reminders
 from lendsafe.domain.reminders.policy import (
     Borrower,
     Installment,
@@ -38,7 +38,8 @@ from tests.outbox_seed import default_contact, seed_loans
 PLANNED_AT = datetime(2026, 3, 1, 16, 0, tzinfo=UTC)
 NOW = datetime(2026, 3, 22, 2, 1, tzinfo=UTC)  # 10:01 in Shanghai on 22 March
 TERMS = ["17d", "19d", "20d", "21d", "23d"]  # due 19, 21, 22, 23, 25 March: every step fires
-FAULTS = "seed=11,error=0.04,timeout_before=0.04,timeout_after=0.04,was_sent_unknown=0.0"
+ORIGIN = [time.time()]  # real second at which NOW applies, shared by every worker
+FAULTS = "seed=11,error=0.04,timeout_before=0.04,timeout_after=0.04,slow_ms=4"
 
 
 def _world(url: str, loans: int) -> tuple[Engine, list[int]]:
@@ -82,7 +83,7 @@ def _spawn(url: str, outbox: Path, seed: int) -> subprocess.Popen[bytes]:
            "LENDSAFE_REMINDER_IDLE_WAIT_SECONDS": "2", "LENDSAFE_REMINDER_DB_RESTART": "0.05"}
     command = [sys.executable, "-m", "lendsafe.entrypoints.cli_remind", "worker",
                "--until-idle", "--now", NOW.isoformat(), "--batch-size", "40",
-               "--seed", str(seed)]
+               "--seed", str(seed), "--now-origin", str(ORIGIN[0])]
     log = outbox.with_name(f"worker-{seed}.log")
     with log.open("ab") as stderr:
         return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
@@ -136,6 +137,7 @@ def run_drill(url: str, tmp_path: Path, loans: int, *, kills: int, workers: int 
     engine, ids = _world(url, loans)
     expected = _expected(engine, ids)
     outbox = tmp_path / "provider.jsonl"
+    ORIGIN[0] = time.time()
     stop = threading.Event()
     if postgres:
         threading.Thread(target=_terminator, args=(url, stop), daemon=True).start()
@@ -154,7 +156,11 @@ def run_drill(url: str, tmp_path: Path, loans: int, *, kills: int, workers: int 
         by_status = dict(connection.execute(select(reminders.c.status, func.count())
                                             .where(reminders.c.step_key.in_(expected))
                                             .group_by(reminders.c.status)).all())
+        recovered = connection.execute(select(func.count()).select_from(reminder_attempts)
+                                       .where(reminder_attempts.c.recovery == True)  # noqa: E712
+                                       ).scalar()
     assert set(by_status) <= {"sent", "delivered"}, by_status
+    assert recovered, "no kill interrupted a batch: the drill proved nothing"
     assert len(expected) >= loans  # the drill really covered that many due steps
     engine.dispose()
 

@@ -65,3 +65,24 @@ def test_same_key_for_another_amount_is_a_conflict(service: LendingService) -> N
         service.pay(loan_id, 20_000, "k-1")
     with service.engine.connect() as connection:
         assert connection.execute(select(func.count()).select_from(t.payments)).scalar() == 1
+
+
+def test_future_payoff_projection_matches_paying_on_that_day(service: LendingService) -> None:
+    loan_id = service.book("c3", "cn-annuity", 1_200_000, parse_term("6m"))
+    projected = service.payoff(loan_id, date(2026, 5, 20))  # two instalments unpaid by then
+    assert projected["penalty"] != "0.00"
+    service.close_business(date(2026, 5, 19))
+    actual = service.payoff(loan_id)
+    assert actual == projected
+    paid = service.pay(loan_id, int(actual["total"].replace(".", "")), "payoff-1")
+    assert paid["loan_status"] == "closed"
+    with pytest.raises(Exception, match="today"):
+        service.payoff(loan_id, date(2026, 3, 1))
+
+
+def test_no_rollover_of_a_single_period_loan(service: LendingService) -> None:
+    first = service.book("c4", "cn-bullet", 100_000, parse_term("14d"))
+    with pytest.raises(Exception, match="single_period_rollover"):
+        service.book("c4", "cn-bullet", 100_000, parse_term("14d"))
+    service.pay(first, 200_000, "repay-first")  # repaid (the excess is owed back)
+    assert service.book("c4", "cn-bullet", 100_000, parse_term("14d")) > first

@@ -250,10 +250,15 @@ def pay(
 
 
 @app.command()
-def payoff(loan_id: int, as_json: JsonOption = False) -> None:
-    """What repays a loan in full on the open business date."""
+def payoff(
+    loan_id: int,
+    on: Annotated[str | None, typer.Option("--date", help="Payoff date (default: today).")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """What repays a loan in full on a date (the open business date or later)."""
     container = _container()
-    _emit(guarded(lambda: container.lending.payoff(loan_id)), as_json,
+    when = _parse_date(on) if on else None
+    _emit(guarded(lambda: container.lending.payoff(loan_id, when)), as_json,
           lambda d: console.print(d))
 
 

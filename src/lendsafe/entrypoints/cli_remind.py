@@ -15,6 +15,7 @@ import json
 import multiprocessing
 import os
 import sys
+import time
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
@@ -89,11 +90,14 @@ def worker(
     = None,
     batch_size: Annotated[int | None, typer.Option(min=1, max=10_000)] = None,
     seed: Annotated[int | None, typer.Option(help="Seed the retry jitter.")] = None,
+    now_origin: Annotated[float | None, typer.Option(
+        help="Real epoch second at which --now applies (share it so workers agree).")] = None,
 ) -> None:
     """Dispatch due reminders through the configured channels."""
     start = _instant(now)
     _engine().dispose()  # migrate once, before the workers start
-    args = [(start, until_idle, batch_size, None if seed is None else seed + i)
+    origin = time.time() if now_origin is None else now_origin
+    args = [(start, origin, until_idle, batch_size, None if seed is None else seed + i)
             for i in range(concurrency)]
     if concurrency == 1:
         stats = [_run_worker(*args[0])]
@@ -103,8 +107,8 @@ def worker(
     sys.stdout.write(json.dumps({"workers": stats}, default=str) + "\n")
 
 
-def _run_worker(start: datetime | None, until_idle: bool, batch_size: int | None,
-                seed: int | None) -> dict[str, Any]:
+def _run_worker(start: datetime | None, origin: float, until_idle: bool,
+                batch_size: int | None, seed: int | None) -> dict[str, Any]:
     import dataclasses
     import random
 
@@ -122,7 +126,7 @@ def _run_worker(start: datetime | None, until_idle: bool, batch_size: int | None
         raise SystemExit("no channel adapters configured: set LENDSAFE_CHANNELS_OVERRIDE="
                          "file:PATH (real SMS/push gateways are not wired yet)")
     channels = faults_from_env(channels, os.environ)
-    clock = fixed_clock(start) if start is not None else utc_now
+    clock = fixed_clock(start, origin=origin) if start is not None else utc_now
     engine = _engine(migrate=False)
     rng = random.Random(seed) if seed is not None else random.Random()
     restart = float(os.environ.get("LENDSAFE_REMINDER_DB_RESTART", "0"))  # drills only

@@ -1,39 +1,72 @@
-"""Who is calling: API keys today, the seam that staff and borrower login will fill.
+"""Who is calling and what they may do: principals, permissions, API keys.
 
-A key is a random secret shown once; only its SHA-256 is stored. Every request resolves
-to a :class:`Principal` with a role; a borrower principal carries the borrower id and may
-see only that borrower's loans.
+Roles and permissions are data (``data/roles.toml``, see ``lendsafe.domain.control.roles``);
+code checks *permissions*. A caller is resolved to a :class:`Principal` by an API key
+(integrations and the older keys: only its SHA-256 is stored) or by a session token (staff
+password login, borrower one-time code; see ``lendsafe.services.control``). A borrower
+principal carries the borrower id and may see only that borrower's loans.
 """
 
 from __future__ import annotations
 
 import hashlib
 import secrets
-from dataclasses import dataclass
+import tomllib
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
 
 from sqlalchemy import Engine, insert, select
 
 from lendsafe.adapters.db import tables as t
+from lendsafe.domain.control.roles import RoleCatalogue, parse_roles
 from lendsafe.domain.problems import Problem, Refused
 
-STAFF_ROLES = frozenset({"administrator", "operations", "finance", "underwriter", "risk_officer",
-                         "collector", "auditor"})
-ROLES = STAFF_ROLES | {"borrower", "integration"}
+
+@lru_cache(maxsize=4)
+def role_catalogue(path: Path | None = None) -> RoleCatalogue:
+    """Roles, permissions and conflict rules (the packaged ``roles.toml`` by default)."""
+    if path is None:
+        text = resources.files("lendsafe.data").joinpath("roles.toml").read_text("utf-8")
+    else:
+        text = path.read_text("utf-8")
+    return parse_roles(tomllib.loads(text))
+
+
+STAFF_ROLES = frozenset(r.name for r in role_catalogue().roles.values() if r.staff)
+ROLES = frozenset(role_catalogue().roles)
 
 
 @dataclass(frozen=True)
 class Principal:
-    """An authenticated caller."""
+    """An authenticated caller: a subject, their roles and the permissions these grant."""
 
     subject: str
     role: str
     borrower_id: int | None = None
+    roles: frozenset[str] = frozenset()
+    permissions: frozenset[str] = frozenset()
+    session_id: str | None = None
+    via: str = "api_key"  # "api_key" | "password" | "otp"
+    extra: dict[str, str] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.roles:
+            object.__setattr__(self, "roles", frozenset({self.role}))
+        if not self.permissions:
+            object.__setattr__(self, "permissions",
+                               role_catalogue().permissions_of(self.roles))
 
     @property
     def is_staff(self) -> bool:
         """True for lender staff roles."""
-        return self.role in STAFF_ROLES
+        return role_catalogue().is_staff(self.roles)
+
+    def can(self, permission: str) -> bool:
+        """True when the caller holds ``permission``."""
+        return permission in self.permissions
 
 
 class Unauthenticated(PermissionError):
@@ -72,15 +105,21 @@ def create_api_key(engine: Engine, role: str, borrower_ref: str | None = None,
 
 
 def authenticate(engine: Engine, secret: str | None) -> Principal:
-    """The principal behind a key, or Unauthenticated (never says which part was wrong)."""
-    if not secret or len(secret) > 200:
+    """The principal behind an API key, or Unauthenticated (never says which part was wrong)."""
+    if not secret or len(secret) > 200 or not secret.startswith("lsk_"):
         raise Unauthenticated("missing or malformed credentials")
     with engine.connect() as connection:
         row = connection.execute(select(t.api_keys).where(
             t.api_keys.c.key_hash == _hash(secret), t.api_keys.c.revoked_at.is_(None))).first()
-    if row is None:
+    if row is None or row.role not in ROLES:
         raise Unauthenticated("invalid credentials")
     return Principal(subject=f"key:{row.id}", role=row.role, borrower_id=row.borrower_id)
+
+
+def require(principal: Principal, permission: str) -> None:
+    """Refuse callers without ``permission``."""
+    if not principal.can(permission):
+        raise Forbidden(f"this needs the permission {permission!r}")
 
 
 def require_staff(principal: Principal) -> None:
@@ -90,9 +129,13 @@ def require_staff(principal: Principal) -> None:
 
 
 def require_loan_access(principal: Principal, loan_borrower_id: int) -> None:
-    """Staff see every loan; a borrower only their own (others look like missing loans)."""
-    if principal.is_staff:
+    """Staff with ``loans.read`` see every loan; a borrower only their own.
+
+    Anything else looks exactly like a missing loan (``LookupError`` → 404, no data).
+    """
+    if principal.can("loans.read"):
         return
-    if principal.role == "borrower" and principal.borrower_id == loan_borrower_id:
+    if principal.can("loans.read.own") and principal.borrower_id is not None \
+            and principal.borrower_id == loan_borrower_id:
         return
     raise LookupError("loan not found")

@@ -19,7 +19,6 @@ from sqlalchemy import Connection, Engine, func, insert, select
 
 from lendsafe.adapters.db import control_tables as ct
 from lendsafe.adapters.db import ledger_tables as lt
-from lendsafe.domain import events as ev
 from lendsafe.domain.calendar import day_number
 from lendsafe.domain.ledger.canonical import canonical_json
 

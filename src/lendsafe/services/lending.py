@@ -32,9 +32,9 @@ from lendsafe.adapters.db.repository import (
 )
 from lendsafe.domain import events as ev
 from lendsafe.domain.calendar import day_number, from_day_number
-from lendsafe.domain.lending.loan import LoanStatus, open_loan
+from lendsafe.domain.lending.loan import LoanStatus, close_day, open_loan
 from lendsafe.domain.lending.payments import Allocation, apply_payment, payoff_amount
-from lendsafe.domain.lending.product import Term
+from lendsafe.domain.lending.product import LoanType, Term
 from lendsafe.domain.lending.quote import Quote, checked_quote, terms_for_product
 from lendsafe.domain.money import currency, format_amount, format_rate
 from lendsafe.domain.problems import Problem, Refused
@@ -95,7 +95,8 @@ class LendingService:
         """Call ``listener`` inside the transaction of every change (see :class:`Change`)."""
         self.listeners.append(listener)
 
-    def _publish(self, change: Change) -> None:
+    def publish(self, change: Change) -> None:
+        """Call every listener with ``change`` (inside the caller's transaction)."""
         for listener in self.listeners:
             listener(change)
 
@@ -140,10 +141,28 @@ class LendingService:
             on = self.open_date(connection)
             quote = self.quote(product_id, amount_minor, term, on)
             borrower_id = self._borrower(connection, borrower_ref, region)
+            self._refuse_rollover(connection, borrower_id, product_id)
             loan_id, events = self._insert_loan(connection, borrower_id, product_id, quote, on)
-            self._publish(Change(connection, "loan.book", actor, on, tuple(events),
+            self.publish(Change(connection, "loan.book", actor, on, tuple(events),
                                  f"loan:{loan_id}"))
             return loan_id
+
+    def _refuse_rollover(self, connection: Connection, borrower_id: int, product_id: str) -> None:
+        """No new single-period loan while one is unpaid where the jurisdiction forbids it."""
+        product = self.catalogue.product(product_id)
+        rules = self.catalogue.jurisdictions[product.jurisdiction]
+        if product.type is not LoanType.BULLET or rules.single_period_rollover_allowed:
+            return
+        open_bullets = connection.execute(select(t.loans.c.id).where(
+            t.loans.c.borrower_id == borrower_id, t.loans.c.type == LoanType.BULLET.value,
+            t.loans.c.status != LoanStatus.CLOSED.value)).scalars().all()
+        if open_bullets:
+            raise Refused([Problem(
+                f"{rules.code}.single_period_rollover",
+                f"{rules.code} does not allow rolling a single-period loan over: loan "
+                f"{open_bullets[0]} is not yet repaid; repay it first, or ask for an "
+                "instalment plan", field="product",
+                figures={"open_loan": str(open_bullets[0])})])
 
     def _borrower(self, connection: Connection, ref: str, region: str | None) -> int:
         found = connection.execute(
@@ -212,7 +231,7 @@ class LendingService:
                                           allocation, new_state.status, state.status)
         connection.execute(update(t.payments).where(t.payments.c.id == payment_id)
                            .values(response=json.dumps(response, sort_keys=True)))
-        self._publish(Change(connection, "loan.pay", actor, on, tuple(events),
+        self.publish(Change(connection, "loan.pay", actor, on, tuple(events),
                              f"payment:{payment_id}"))
         return response | {"loan_id": loan_id, "replayed": False}
 
@@ -258,12 +277,23 @@ class LendingService:
                            "(another loan or amount); use a new key for a new payment")
         return json.loads(row.response) | {"loan_id": row.loan_id, "replayed": True}  # type: ignore[no-any-return]
 
-    def payoff(self, loan_id: int) -> dict[str, Any]:
-        """What repays the loan in full today, by component."""
+    def payoff(self, loan_id: int, on: date | None = None) -> dict[str, Any]:
+        """What repays the loan in full on ``on`` (default: the open business date).
+
+        A later date is projected by running close of business in memory up to the day
+        before it, assuming no payments in between (penalties included).
+        """
         with self.engine.connect() as connection:
             record = load_loan(connection, loan_id)
-            on = self.open_date(connection)
-        quote = payoff_amount(record.state, on)
+            today = self.open_date(connection)
+        state = record.state
+        on = on or today
+        if on < today:
+            raise Refused([Problem("payoff.past", f"a payoff quote is for today ({today}) or "
+                                   f"a later date, not {on}", field="date")])
+        while state.open_date < on:
+            state = close_day(state, state.open_date)[0]
+        quote = payoff_amount(state, on)
         cur = currency(record.currency)
         return {
             "loan_id": loan_id, "payoff_date": on.isoformat(),
@@ -302,7 +332,7 @@ class LendingService:
             connection.execute(update(t.business_calendar).values(
                 open_date=on + timedelta(days=1)))
             closed = ev.BusinessDayClosed(on, result.loans, result.journal_entries)
-            self._publish(Change(connection, "eod.close", actor, on, (closed,),
+            self.publish(Change(connection, "eod.close", actor, on, (closed,),
                                  f"business_date:{on.isoformat()}"))
         return EodSummary(on, result.loans, result.journal_entries)
 
@@ -337,11 +367,23 @@ class LendingService:
                 .order_by(t.loans.c.id)).scalars()]
 
     def loan_view(self, loan_id: int) -> dict[str, Any]:
-        """A loan with its schedule and balances (JSON convention)."""
+        """A loan with its schedule, balances and payments (JSON convention): a statement."""
         with self.engine.connect() as connection:
             record = load_loan(connection, loan_id)
             on = self.open_date(connection)
-        return loan_document(record, on)
+            payments = connection.execute(select(t.payments).where(
+                t.payments.c.loan_id == loan_id).order_by(t.payments.c.id)).all()
+        document = loan_document(record, on)
+        cur = currency(record.currency)
+        document["payments"] = [
+            {"payment_id": p.id, "received_on": p.received_on.isoformat(),
+             "amount": format_amount(p.amount_minor, cur),
+             "allocation": {name: format_amount(getattr(p, f"{name}_minor"), cur)
+                            for name in ("principal", "interest", "fee", "penalty", "excess",
+                                         "recovery")}}
+            for p in payments
+        ]
+        return document
 
 
 def loan_document(record: Any, on: date) -> dict[str, Any]:

@@ -135,7 +135,10 @@ class Worker:
         if self.after_claim is not None:  # fault injection in tests
             self.after_claim()
         batch = _Batch(now)
+        deadline = now + timedelta(seconds=self.settings.lease_seconds * 2 / 3)
         for row in rows:
+            if self.clock() >= deadline:
+                break  # the lease is running out: leave the rest to a later claimant
             self._handle(row, context, batch)
         with self.engine.begin() as connection:
             store.record(connection, owner, batch.updates, batch.attempts, batch.deliveries)
@@ -276,6 +279,10 @@ class Worker:
                 return True
             unknown = unknown or known is None
         if not unknown:
+            channel = state.channels[state.channel_index]
+            self._log_attempt(row, channel, f"{row['step_key']}:{channel}", "not_sent", None,
+                              "recovered: no provider has it; sending again", batch,
+                              recovery=True, delivery=False)
             return False
         policy = self.policies[row["policy_id"]]
         step = next(s for s in policy.steps if s.code == row["step_code"])
@@ -309,11 +316,13 @@ class Worker:
 
     def _log_attempt(self, row: dict[str, Any], channel: str, key: str, outcome: str,
                      provider_id: str | None, error: str | None, batch: _Batch, *,
-                     recovery: bool = False) -> None:
+                     recovery: bool = False, delivery: bool = True) -> None:
         batch.attempts.append({
             "reminder_id": row["id"], "dedup_key": key, "channel": channel, "outcome": outcome,
             "provider_message_id": provider_id, "error": error, "at": batch.now,
             "worker": self.worker_id, "recovery": recovery})
+        if not delivery:
+            return
         batch.deliveries.append({
             "dedup_key": key, "reminder_id": row["id"], "channel": channel, "outcome": outcome,
             "provider_message_id": provider_id, "error": error, "tries": 1,
@@ -331,14 +340,15 @@ def _local_send_date(row: dict[str, Any]) -> date:
     return row["due_date"] + timedelta(days=offset)  # type: ignore[no-any-return]
 
 
-def fixed_clock(start: datetime, *, advance: bool = True) -> Clock:
-    """A clock that starts at ``start`` and (if ``advance``) runs on in real time."""
-    origin = time.monotonic()
+def fixed_clock(start: datetime, *, advance: bool = True, origin: float | None = None) -> Clock:
+    """A clock that reads ``start`` at real epoch second ``origin`` (default: now) and, if
+    ``advance``, runs on in real time. Processes given the same origin agree on the time."""
+    anchor = time.time() if origin is None else origin
     start = start.astimezone(UTC)
 
     def clock() -> datetime:
         if not advance:
             return start
-        return start + timedelta(seconds=time.monotonic() - origin)
+        return start + timedelta(seconds=time.time() - anchor)
 
     return clock

@@ -21,6 +21,7 @@ from lendsafe.domain.lending.loan import ServicingError
 from lendsafe.domain.lending.product import parse_term
 from lendsafe.domain.money import MoneyError, currency, format_rate, parse_amount
 from lendsafe.domain.problems import Refused
+from lendsafe.entrypoints.api.reminder_routes import reminder_router
 from lendsafe.services.access import (
     Forbidden,
     Principal,
@@ -99,6 +100,7 @@ def create_app(container: Container | None = None) -> FastAPI:
     _catalogue_routes(app, container)
     _loan_routes(app, container)
     _operations_routes(app, container)
+    app.include_router(reminder_router(principal))
     return app
 
 
@@ -153,9 +155,9 @@ def _loan_routes(app: FastAPI, container: Container) -> None:
         return visible_loan(loan_id, caller)
 
     @app.get("/loans/{loan_id}/payoff")
-    def payoff(loan_id: int, caller: Caller) -> dict[str, Any]:
+    def payoff(loan_id: int, caller: Caller, on: date | None = None) -> dict[str, Any]:
         visible_loan(loan_id, caller)
-        return lending.payoff(loan_id)
+        return lending.payoff(loan_id, on)
 
     @app.post("/loans/{loan_id}/payments", status_code=201)
     def pay(loan_id: int, body: PaymentRequest, caller: Caller,

@@ -1,0 +1,1 @@
+"""Security adapters: password hashing (argon2), signed session tokens, PII envelope encryption."""
