@@ -21,7 +21,10 @@ from lendsafe.domain.lending.quote import checked_quote
 from lendsafe.domain.lending.schedule import LoanTerms
 from lendsafe.domain.money import MoneyError, currency, format_rate, parse_amount, parse_rate
 from lendsafe.domain.problems import Refused
+from lendsafe.entrypoints.cli_audit import audit_app
+from lendsafe.entrypoints.cli_ledger import ledger_app
 from lendsafe.entrypoints.cli_remind import remind_app
+from lendsafe.entrypoints.cli_users import users_app
 
 app = typer.Typer(help="lendsafe: a micro-lending platform that keeps loans from going bad.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -362,6 +365,9 @@ def _mount_optional() -> None:
 
 
 _mount_optional()
+app.add_typer(ledger_app, name="ledger", help="Tamper-evident ledger: verify, heads, proofs.")
+app.add_typer(audit_app, name="audit", help="Audit records and the auditor's report.")
+app.add_typer(users_app, name="users", help="Staff users, TOTP and key rotation.")
 app.add_typer(remind_app, name="remind", help="Repayment reminders: plan, dispatch, report.")
 
 
@@ -382,3 +388,7 @@ def apikey(
     _emit({"key": secret, "role": role, "borrower": borrower}, as_json,
           lambda d: console.print(f"{d['key']}\n(role {role}; store it now, it is not shown "
                                   "again)"))
+
+
+if __name__ == "__main__":
+    app()

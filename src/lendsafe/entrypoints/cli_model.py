@@ -11,18 +11,16 @@ import datetime as dt
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from lendsafe.adapters.ml.artifact import ScoringModel, from_bytes
-from lendsafe.adapters.ml.data import DataError, read_table, split_target
-from lendsafe.adapters.ml.evaluation import evaluate
 from lendsafe.adapters.ml.registry import ModelRegistry, RegistryError, models_dir
-from lendsafe.adapters.ml.training import train_file
-from lendsafe.domain.scoring.codec import scorecard_to_dict
+
+if TYPE_CHECKING:  # the training stack (sklearn, optbinning, lightgbm) loads only when used
+    from lendsafe.adapters.ml.artifact import ScoringModel
 
 model_app = typer.Typer(no_args_is_help=True, help="Credit models: scorecard and GBM challenger.")
 T = TypeVar("T")
@@ -35,6 +33,8 @@ def _fail(message: str) -> NoReturn:
 
 
 def _guard(action: Callable[[], T]) -> T:
+    from lendsafe.adapters.ml.data import DataError
+
     try:
         return action()
     except (DataError, RegistryError) as exc:
@@ -62,6 +62,8 @@ def train(
 ) -> None:
     """Train a model on a data file and register it."""
     when = trained_on or dt.datetime.now(dt.UTC).date().isoformat()
+    from lendsafe.adapters.ml.training import train_file
+
     trained = _guard(lambda: train_file(data, target, kind, bad_value, when))
     model_id = _registry().register(trained.artifact, trained.kind, trained.metadata)
     meta = trained.metadata
@@ -85,6 +87,8 @@ def train(
 
 
 def _load(model_id: str) -> tuple[str, ScoringModel, dict[str, Any]]:
+    from lendsafe.adapters.ml.artifact import from_bytes
+
     registry = _registry()
     full = _guard(lambda: registry.resolve(model_id))
     artifact, meta = _guard(lambda: registry.load(full))
@@ -101,6 +105,9 @@ def evaluate_cmd(
 ) -> None:
     """Evaluate a registered model on labelled data."""
     full, model, _ = _load(model_id)
+    from lendsafe.adapters.ml.data import read_table, split_target
+    from lendsafe.adapters.ml.evaluation import evaluate
+
     frame = _guard(lambda: read_table(data))
     features, y = _guard(lambda: split_target(frame, target, bad_value))
     report = {"model_id": full, "kind": model.kind, **_guard(lambda: evaluate(model, features, y))}
@@ -169,6 +176,8 @@ def show(
     """Show a model: the points table of a scorecard, the training choices of a GBM."""
     full, model, meta = _load(model_id)
     if as_json:
+        from lendsafe.domain.scoring.codec import scorecard_to_dict
+
         body = scorecard_to_dict(model.scorecard) if model.scorecard else None
         _print_json({**meta, "scorecard": body})
         return

@@ -90,49 +90,43 @@ class Simulation:
     def pay_due(self, on: date) -> None:
         """Each borrower with something due or overdue acts by their habit."""
         i = t.installments.c
-        paid = i.principal_paid_minor + i.interest_paid_minor + i.fee_paid_minor
-        due = i.principal_due_minor + i.interest_due_minor + i.fee_due_minor
+        unpaid = (i.principal_due_minor + i.interest_due_minor + i.fee_due_minor
+                  - i.principal_paid_minor - i.interest_paid_minor - i.fee_paid_minor)
+        penalty = t.loans.c.penalty_recognized_minor - t.loans.c.penalty_paid_minor
         with self.service.engine.connect() as connection:
             rows = connection.execute(
-                select(i.loan_id, func.min(i.due_day))
+                select(i.loan_id, func.min(i.due_day), func.sum(unpaid), func.max(penalty))
                 .join(t.loans, t.loans.c.id == i.loan_id)
-                .where(t.loans.c.status == "active", i.due_day <= day_number(on), paid < due)
+                .where(t.loans.c.status == "active", i.due_day <= day_number(on), unpaid > 0)
                 .group_by(i.loan_id)).all()
-        for loan_id, oldest_due_day in rows:
-            self._act(int(loan_id), day_number(on) - int(oldest_due_day), on)
+        for loan_id, oldest_due_day, owed, penalty_owed in rows:
+            days_late = day_number(on) - int(oldest_due_day)
+            self._act(int(loan_id), days_late, int(owed) + int(penalty_owed), on)
         self._settle_some(on)
 
-    def _act(self, loan_id: int, days_late: int, on: date) -> None:
+    def _act(self, loan_id: int, days_late: int, owed: int, on: date) -> None:
         habit = self.borrowers.get(loan_id, Borrower("punctual", 0))
         if habit.behaviour == "defaulter" or days_late < habit.late_days:
             return
-        view = self.service.payoff(loan_id)
         if habit.behaviour == "late" and self.rng.random() < 0.3:
             self.borrowers[loan_id] = Borrower("late", habit.late_days + self.rng.randint(5, 20))
-        self._pay_next(loan_id, on, view)
-
-    def _pay_next(self, loan_id: int, on: date, payoff: dict[str, Any]) -> None:
-        document = self.service.loan_view(loan_id)
-        due = [i for i in document["installments"] if i["due_date"] <= on.isoformat()
-               and i["paid"] != i["total"]]
-        owed = sum(_minor(i["total"]) - _minor(i["paid"]) for i in due)
-        owed += _minor(payoff["penalty"])
-        if owed > 0:
-            self.service.pay(loan_id, owed, f"demo:{loan_id}:{on.isoformat()}")
-            self.payments += 1
+        self.service.pay(loan_id, owed, f"demo:{loan_id}:{on.isoformat()}")
+        self.payments += 1
 
     def _settle_some(self, on: date) -> None:
-        settlers = [i for i, b in self.borrowers.items() if b.behaviour == "settler"]
+        with self.service.engine.connect() as connection:
+            active = set(connection.execute(select(t.loans.c.id).where(
+                t.loans.c.status == "active")).scalars())
+        settlers = [i for i, b in self.borrowers.items()
+                    if b.behaviour == "settler" and i in active]
         for loan_id in self.rng.sample(settlers, k=min(len(settlers), 2)):
             if self.rng.random() < 0.5:
                 continue
-            payoff = self.service.payoff(loan_id)
-            amount = _minor(payoff["total"])
-            if self.rng.random() < 0.5:  # a partial prepayment instead of a full settlement
-                amount = max(1, amount // 3)
+            total = _minor(self.service.payoff(loan_id)["total"])
+            amount = total if self.rng.random() < 0.5 else max(1, total // 3)  # or partial
             self.service.pay(loan_id, amount, f"demo-settle:{loan_id}:{on.isoformat()}")
             self.payments += 1
-            if amount == _minor(payoff["total"]):
+            if amount == total:
                 self.borrowers[loan_id] = Borrower("punctual", 0)
 
 

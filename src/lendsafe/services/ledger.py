@@ -353,7 +353,10 @@ class Ledger:
         """
         if connection is None:
             with self.engine.connect() as own:
-                return self.verify(record, own)
+                report = self.verify(False, own)
+            if record:
+                self._record_verification(report)
+            return report
         started = time.perf_counter()
         ledger_id = self.ledger_id(connection)
         state = self._state(connection)
@@ -367,7 +370,7 @@ class Ledger:
         check = check_log(leaves, row_hashes, int(state.size), frontier.root(), heads)  # type: ignore[arg-type]
         report = _report(check, ledger_id, problems, heads, time.perf_counter() - started)
         if record:
-            self._record_verification(report)
+            self._record_verification(report, connection)
         return report
 
     def _trusted_heads(self, connection: Connection, ledger_id: str
@@ -383,13 +386,17 @@ class Ledger:
         heads += [Head(size, root, "checkpoint", trusted=False) for size, root in checkpoints]
         return heads, problems
 
-    def _record_verification(self, report: VerifyReport) -> None:
+    def _record_verification(self, report: VerifyReport, connection: Connection | None = None
+                             ) -> None:
+        if connection is None:
+            with self.engine.begin() as own:
+                return self._record_verification(report, own)
         summary = {"first_bad_entry": report.first_bad_entry, "problems": report.problems[:20],
                    "root": report.root}
-        with self.engine.begin() as connection:
-            connection.execute(insert(lt.ledger_verifications).values(
-                at_micros=micros(self.clock()), ok=int(report.ok), entries=report.entries,
-                report=json.dumps(summary, sort_keys=True)[:4000]))
+        connection.execute(insert(lt.ledger_verifications).values(
+            at_micros=micros(self.clock()), ok=int(report.ok), entries=report.entries,
+            report=json.dumps(summary, sort_keys=True)[:4000]))
+        return None
 
     # -- proofs and receipts -------------------------------------------------------
     def proof(self, ref_id: int, kind: str = "journal") -> dict[str, Any]:

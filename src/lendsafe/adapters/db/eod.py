@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 
 from sqlalchemy import Connection, Engine, text
 
@@ -132,6 +133,16 @@ class ChunkResult:
     journal_entries: int = 0
 
 
+@lru_cache(maxsize=8)
+def statements_for(dialect: str, buckets: tuple[Bucket, ...]) -> tuple[tuple[str, str], ...]:
+    """The statements as the dialect wants them (the unary-plus index hints are SQLite's)."""
+    statements = _statements(buckets)
+    if dialect == "sqlite":
+        return tuple(statements)
+    return tuple((name, sql.replace("+status", "status").replace("+id BETWEEN", "id BETWEEN")
+                  .replace("+loans.id", "loans.id")) for name, sql in statements)
+
+
 def close_chunk(
     connection: Connection, on: date, lo: int, hi: int, buckets: tuple[Bucket, ...]
 ) -> ChunkResult:
@@ -139,7 +150,7 @@ def close_chunk(
     d = day_number(on)
     params = {"d": d, "prev": d - 1, "lo": lo, "hi": hi, "date": on}
     result = ChunkResult()
-    for name, sql in _statements(buckets):
+    for name, sql in statements_for(connection.dialect.name, buckets):
         outcome = connection.execute(text(sql), params)
         if name.endswith(":journal"):
             result.journal_entries += outcome.rowcount

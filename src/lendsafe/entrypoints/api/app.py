@@ -21,14 +21,16 @@ from lendsafe.domain.lending.loan import ServicingError
 from lendsafe.domain.lending.product import parse_term
 from lendsafe.domain.money import MoneyError, currency, format_rate, parse_amount
 from lendsafe.domain.problems import Refused
+from lendsafe.entrypoints.api.auth_routes import auth_router
+from lendsafe.entrypoints.api.control_routes import control_router
 from lendsafe.entrypoints.api.reminder_routes import reminder_router
 from lendsafe.services.access import (
     Forbidden,
     Principal,
     Unauthenticated,
     authenticate,
+    require,
     require_loan_access,
-    require_staff,
 )
 from lendsafe.services.lending import Conflict, quote_document
 
@@ -79,11 +81,14 @@ class EodRequest(Strict):
 
 def principal(request: Request,
               authorization: Annotated[str | None, Header()] = None) -> Principal:
-    """The caller behind ``Authorization: Bearer <key>`` (401 without valid credentials)."""
+    """The caller behind ``Authorization: Bearer <key or session token>`` (401 otherwise)."""
     scheme, _, secret = (authorization or "").partition(" ")
     if scheme.lower() != "bearer":
         raise Unauthenticated("send Authorization: Bearer <key>")
-    return authenticate(request.app.state.container.engine, secret.strip())
+    container = request.app.state.container
+    if container.security is not None:
+        return container.security.resolve(secret.strip())  # type: ignore[no-any-return]
+    return authenticate(container.engine, secret.strip())
 
 
 Caller = Annotated[Principal, Depends(principal)]
@@ -101,6 +106,8 @@ def create_app(container: Container | None = None) -> FastAPI:
     _loan_routes(app, container)
     _operations_routes(app, container)
     app.include_router(reminder_router(principal))
+    app.include_router(auth_router(principal))
+    app.include_router(control_router(principal))
     return app
 
 
@@ -109,12 +116,14 @@ def _catalogue_routes(app: FastAPI, container: Container) -> None:
 
     @app.get("/products")
     def products(caller: Caller) -> list[dict[str, Any]]:
+        require(caller, "products.read")
         return [{"id": p.id, "type": p.type.value, "name": p.name, "currency": p.currency.code,
                  "annual_rate": format_rate(p.annual_rate), "term_min": str(p.term_min),
                  "term_max": str(p.term_max)} for p in container.catalogue.products.values()]
 
     @app.post("/quotes")
     def quote(body: QuoteRequest, caller: Caller) -> dict[str, Any]:
+        require(caller, "quotes.create")
         product = container.catalogue.product(body.product)
         start = body.start or lending.open_date()
         result = lending.quote(product.id, parse_amount(body.amount, product.currency),
@@ -123,6 +132,7 @@ def _catalogue_routes(app: FastAPI, container: Container) -> None:
 
     @app.post("/apr")
     def apr(body: AprRequest, caller: Caller) -> dict[str, Any]:
+        require(caller, "apr.compute")
         cur = currency(body.currency)
         flows = [CashFlow(i.date, parse_amount(i.amount, cur)) for i in body.cashflows]
         result = annual_rate(flows, body.method, body.unit_period)
@@ -138,7 +148,7 @@ def _loan_routes(app: FastAPI, container: Container) -> None:
 
     @app.post("/loans", status_code=201)
     def book(body: LoanRequest, caller: Caller) -> dict[str, Any]:
-        require_staff(caller)
+        require(caller, "loans.book")
         product = container.catalogue.product(body.product)
         loan_id = lending.book(body.borrower, product.id, parse_amount(body.amount,
                                product.currency), parse_term(body.term), body.region,
@@ -163,14 +173,14 @@ def _loan_routes(app: FastAPI, container: Container) -> None:
     def pay(loan_id: int, body: PaymentRequest, caller: Caller,
             idempotency_key: Annotated[str, Header(min_length=8, max_length=128)]
             ) -> dict[str, Any]:
-        require_staff(caller)
+        require(caller, "payments.post")
         document = lending.loan_view(loan_id)
         amount = parse_amount(body.amount, currency(document["currency"]))
         return lending.pay(loan_id, amount, idempotency_key, actor=caller.subject)
 
     @app.get("/me/loans")
     def my_loans(caller: Caller) -> list[dict[str, Any]]:
-        if caller.borrower_id is None:
+        if caller.borrower_id is None or not caller.can("loans.read.own"):
             raise Forbidden("only a borrower has loans of their own")
         return [lending.loan_view(i) for i in lending.loan_ids_of(caller.borrower_id)]
 
@@ -181,7 +191,7 @@ def _operations_routes(app: FastAPI, container: Container) -> None:
 
     @app.post("/eod")
     def eod(body: EodRequest, caller: Caller) -> dict[str, Any]:
-        require_staff(caller)
+        require(caller, "eod.run")
         closed = lending.close_business(body.date, actor=caller.subject)
         return {"closed": [{"business_date": s.business_date.isoformat(), "loans": s.loans,
                             "journal_entries": s.journal_entries} for s in closed],
@@ -189,7 +199,7 @@ def _operations_routes(app: FastAPI, container: Container) -> None:
 
     @app.get("/status")
     def status(caller: Caller) -> dict[str, Any]:
-        require_staff(caller)
+        require(caller, "status.read")
         return lending.status()
 
 
