@@ -205,6 +205,7 @@ def main() -> None:
     parser.add_argument("--postgres-url",
                         default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
     parser.add_argument("--sqlite-path", default="var/bench/eod.sqlite")
+    parser.add_argument("--keep", action="store_true", help="keep the PostgreSQL database")
     args = parser.parse_args()
     print("command:", " ".join([Path(sys.executable).name, *sys.argv]))
     rng = random.Random(42)
@@ -219,7 +220,8 @@ def main() -> None:
             Path(str(path) + suffix).unlink(missing_ok=True)
         results.append(run(f"sqlite:///{path}", args.loans, args.days, "sqlite", states))
     if args.backend in ("postgresql", "both"):
-        results.append(run_postgres(args.postgres_url, args.loans, args.days, states))
+        results.append(run_postgres(args.postgres_url, args.loans, args.days, states,
+                                    args.keep))
     for r in results:
         times = ", ".join(f"{s:.2f}" for s in r["eod_seconds"])
         print(f"[{r['label']}] close of business for {r['loans']:,} loans: {times} s per day; "
@@ -230,7 +232,8 @@ def main() -> None:
     print(f"peak memory of this process (ru_maxrss, includes building the book): {peak:,.0f} MiB")
 
 
-def run_postgres(url: str, loans: int, days: int, states: list[LoanState]) -> dict[str, Any]:
+def run_postgres(url: str, loans: int, days: int, states: list[LoanState],
+                 keep: bool = False) -> dict[str, Any]:
     import uuid
 
     from sqlalchemy import create_engine
@@ -244,8 +247,11 @@ def run_postgres(url: str, loans: int, days: int, states: list[LoanState]) -> di
         target = make_url(url).set(database=name).render_as_string(hide_password=False)
         return run(target, loans, days, "postgresql", states)
     finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        if keep:
+            print(f"kept database {name}")
+        else:
+            with admin.connect() as connection:
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
 
 

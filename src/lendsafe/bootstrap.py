@@ -28,6 +28,7 @@ class Container:
     ledger: Ledger | None = None
     security: Any = None  # lendsafe.services.control.Security (users, approvals, PII)
     reminders: Any = None  # lendsafe.services.reminders.ReminderService
+    decisions: Any = None  # lendsafe.services.decisions.DecisionService
 
 
 def build(settings: Settings | None = None, *, migrate: bool = True) -> Container:
@@ -41,6 +42,7 @@ def build(settings: Settings | None = None, *, migrate: bool = True) -> Containe
     container = Container(settings, engine, catalogue, lending)
     wire_reminders(container)
     wire_control(container)
+    wire_decisions(container)
     return container
 
 
@@ -65,3 +67,18 @@ def wire_control(container: Container) -> None:
     container.security = build_security(container)
     container.lending.subscribe(container.audit.on_change)
     container.lending.subscribe(container.ledger.on_change)
+
+
+def wire_decisions(container: Container) -> None:
+    """Credit decisions; model promotion as a maker-checker action (after wire_control)."""
+    from lendsafe.adapters.ml.registry import ModelRegistry, models_dir
+    from lendsafe.services.decision_control import PROMOTE, PROMOTE_PERMISSION, promotion_handlers
+    from lendsafe.services.decision_models import ModelBook
+    from lendsafe.services.decisions import DecisionService, load_default_policy
+
+    book = ModelBook(ModelRegistry(models_dir()))
+    container.decisions = DecisionService(container.engine, container.catalogue,
+                                          container.lending, load_default_policy(), book)
+    if container.security is not None:
+        apply, describe = promotion_handlers(book)
+        container.security.register_sensitive_action(PROMOTE, apply, PROMOTE_PERMISSION, describe)

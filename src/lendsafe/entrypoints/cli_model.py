@@ -222,3 +222,23 @@ def _print_gbm(meta: dict[str, Any]) -> None:
     for key, value in meta.get("choices", {}).items():
         table.add_row(key, json.dumps(value, default=str))
     out.print(table)
+
+
+@model_app.command()
+def monitor(
+    model_id: str = typer.Argument(..., help="Model id or unique prefix."),
+    since: str | None = typer.Option(None, "--since", help="Only applications from this date."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Score PSI and characteristic stability of a model on incoming applications."""
+    from lendsafe.entrypoints.cli_decide import monitor_report
+
+    report = _guard(lambda: monitor_report(model_id, since))
+    if as_json:
+        _print_json(report)
+        return
+    psi = report["score_psi"]
+    out.print(f"{report['model_id']}: {report['applications']} applications, score PSI "
+              f"{'-' if psi is None else f'{psi:.4f}'} ({report['status']})")
+    for row in report["characteristics"]:
+        out.print(f"  {row['characteristic']:<50} {row['psi']:.4f} {row['status']}")

@@ -32,6 +32,8 @@ from lendsafe.domain.control.approvals import ActionStatus, PendingAction, decis
 from lendsafe.domain.control.masking import mask_pii
 from lendsafe.domain.control.roles import RoleCatalogue
 from lendsafe.domain.control.throttle import (
+    ADDRESS_POLICY,
+    USER_POLICY,
     ThrottlePolicy,
     ThrottleState,
     after_failure,
@@ -96,7 +98,8 @@ class Security:
     channel: ChannelAdapter | None = None
     clock: Clock = _utc_now
     session_seconds: int = 900
-    policy: ThrottlePolicy = field(default_factory=ThrottlePolicy)
+    policy: ThrottlePolicy = USER_POLICY
+    address_policy: ThrottlePolicy = ADDRESS_POLICY
     actions: dict[str, SensitiveAction] = field(default_factory=dict)
 
     # -- plumbing ------------------------------------------------------------------
@@ -202,8 +205,8 @@ class Security:
     def _throttle(self, connection: Connection, key: str) -> ThrottleState:
         row = connection.execute(select(ct.login_throttle).where(
             ct.login_throttle.c.key == key)).first()
-        return ThrottleState() if row is None else ThrottleState(row.failures,
-                                                                  row.locked_until_micros)
+        return ThrottleState() if row is None else ThrottleState(
+            row.failures, row.locked_until_micros, row.last_failure_micros)
 
     def _locked_out(self, keys: list[str]) -> bool:
         now = self.now_micros()
@@ -215,7 +218,8 @@ class Security:
         now = self.now_micros()
         with self.engine.begin() as connection:
             for key in keys:
-                state = after_failure(self._throttle(connection, key), now, self.policy)
+                policy = self.address_policy if key.startswith("ip:") else self.policy
+                state = after_failure(self._throttle(connection, key), now, policy)
                 values = {"failures": state.failures, "last_failure_micros": now,
                           "locked_until_micros": state.locked_until_micros}
                 done = connection.execute(update(ct.login_throttle).where(
@@ -226,7 +230,9 @@ class Security:
                          after={"ip": ip, "why": why})
 
     def _succeed(self, connection: Connection, keys: list[str]) -> None:
-        connection.execute(ct.login_throttle.delete().where(ct.login_throttle.c.key.in_(keys)))
+        """A success clears the user's (or phone's) count; an address keeps its own."""
+        own = [k for k in keys if not k.startswith("ip:")]
+        connection.execute(ct.login_throttle.delete().where(ct.login_throttle.c.key.in_(own)))
 
     # -- sessions ------------------------------------------------------------------
     def _session(self, connection: Connection, subject: str) -> str:

@@ -112,9 +112,9 @@ def _insert_leaves(connection: Connection, rows: list[tuple[int, str, int, bytes
                 for row in rows:
                     copy.write_row(row)
         else:
-            cursor.executemany(_sql(connection, "INSERT INTO ledger_leaves (position, kind, "
-                                    "ref_id, leaf_hash) VALUES (:p, :k, :r, :h)"),
-                               [{"p": p, "k": k, "r": r, "h": h} for p, k, r, h in rows])
+            marker = "?" if connection.dialect.name == "sqlite" else "%s"
+            cursor.executemany("INSERT INTO ledger_leaves (position, kind, ref_id, leaf_hash) "
+                               f"VALUES ({marker}, {marker}, {marker}, {marker})", rows)
     finally:
         cursor.close()
 

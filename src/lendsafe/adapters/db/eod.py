@@ -30,9 +30,24 @@ PENALTY = (
     f"(2 * arrears_minor * penalty_rate_ppm + {365 * PENALTY_RATE_SCALE}) "
     f"/ {2 * 365 * PENALTY_RATE_SCALE}"
 )
+
+
+def _least(a: str, b: str) -> str:
+    return f"(CASE WHEN {a} < {b} THEN {a} ELSE {b} END)"
+
+
+def _greatest(a: str, b: str) -> str:
+    return f"(CASE WHEN {a} > {b} THEN {a} ELSE {b} END)"
+
+
+# relief days d with oldest_unpaid_due_day < d <= :d (LoanState.relief_days); portable SQL
+_SPAN = (f"({_least(':d', 'relief_until_day')} - "
+         f"{_greatest('oldest_unpaid_due_day + 1', 'relief_from_day')} + 1)")
+RELIEF_DAYS = f"(CASE WHEN relief_until_day IS NULL OR {_SPAN} <= 0 THEN 0 ELSE {_SPAN} END)"
+IN_RELIEF = "(relief_until_day IS NOT NULL AND :d >= relief_from_day AND :d <= relief_until_day)"
 PENALTY_DUE = (
-    f"{OPEN} AND oldest_unpaid_due_day < :d "
-    "AND :d - oldest_unpaid_due_day > grace_days AND arrears_minor > 0"
+    f"{OPEN} AND oldest_unpaid_due_day < :d AND NOT {IN_RELIEF} "
+    f"AND :d - oldest_unpaid_due_day - {RELIEF_DAYS} > grace_days AND arrears_minor > 0"
 )
 TARGET = (
     "(CASE WHEN :d >= cur_due_day OR cur_due_day <= cur_start_day THEN cur_interest_due_minor "
@@ -64,9 +79,10 @@ def _bucket_case(buckets: tuple[Bucket, ...]) -> str:
 
 def _statements(buckets: tuple[Bucket, ...]) -> list[tuple[str, str]]:
     """(name, SQL) in execution order; names ending in ``:journal`` insert entries."""
-    days = "(CASE WHEN oldest_unpaid_due_day < :d THEN :d - oldest_unpaid_due_day ELSE 0 END)"
+    days = (f"(CASE WHEN oldest_unpaid_due_day < :d THEN :d - oldest_unpaid_due_day - "
+            f"{RELIEF_DAYS} ELSE 0 END)")
     bucket = _bucket_case(buckets).replace("days", days)
-    charge_off = f"{CLOSED} AND days_past_due > 0 AND days_past_due >= charge_off_days"
+    charge_off = f"{CLOSED} AND oldest_unpaid_due_day < :d AND days_past_due >= charge_off_days"
     charge_off_joined = charge_off.replace("+id BETWEEN", "+loans.id BETWEEN")
     co_columns = (
         ("principal_outstanding_minor", "1100"),
@@ -79,11 +95,11 @@ def _statements(buckets: tuple[Bucket, ...]) -> list[tuple[str, str]]:
          f"FROM loans WHERE {PENALTY_DUE} AND {PENALTY} > 0"),
         ("penalty", f"UPDATE loans SET penalty_recognized_minor = penalty_recognized_minor + "
          f"{PENALTY} WHERE {PENALTY_DUE}"),
-        ("interest:journal", f"{JOURNAL} SELECT :d, id, 'accrual', '1110', '4000', {DELTA} "
-         f"FROM loans WHERE {OPEN} AND cur_due_day IS NOT NULL AND {DELTA} > 0"),
         ("interest", f"UPDATE loans SET interest_receivable_minor = interest_receivable_minor + "
-         f"COALESCE({DELTA}, 0), cur_recognized_minor = COALESCE(cur_recognized_minor + {DELTA}, "
-         f"cur_recognized_minor), last_closed_day = :d WHERE {OPEN}"),
+         f"{DELTA}, cur_recognized_minor = cur_recognized_minor + {DELTA}, "
+         f"accrued_today_minor = {DELTA}, last_closed_day = :d WHERE {OPEN}"),
+        ("interest:journal", f"{JOURNAL} SELECT :d, id, 'accrual', '1110', '4000', "
+         f"accrued_today_minor FROM loans WHERE {CLOSED} AND accrued_today_minor > 0"),
         ("fee:journal", f"{JOURNAL} SELECT :d, loans.id, 'fee', '1120', '4010', "
          "installments.fee_due_minor - installments.fee_recognized_minor "
          f"FROM loans JOIN installments ON {CURRENT} WHERE {DUE_TODAY_JOINED} "
@@ -106,7 +122,7 @@ def _statements(buckets: tuple[Bucket, ...]) -> list[tuple[str, str]]:
          " cur_base_minor = 0, cur_interest_due_minor = 0, cur_recognized_minor = 0 "
          f"WHERE {DUE_TODAY}"),
         ("delinquency", f"UPDATE loans SET days_past_due = {days}, bucket = {bucket} WHERE "
-         f"{CLOSED} AND (oldest_unpaid_due_day < :d OR days_past_due > 0)"),
+         f"{CLOSED} AND oldest_unpaid_due_day < :d"),
         *[
             ("charge_off:journal", f"{JOURNAL} SELECT :d, id, 'charge_off', '5000', '{account}', "
              f"{column} FROM loans WHERE {charge_off} AND {column} > 0")
@@ -154,7 +170,7 @@ def close_chunk(
         outcome = connection.execute(text(sql), params)
         if name.endswith(":journal"):
             result.journal_entries += outcome.rowcount
-        elif name == "interest":
+        if name == "interest":
             result.loans += outcome.rowcount
     return result
 

@@ -391,8 +391,10 @@ def sweep(connection: Connection, now: datetime) -> int:
 def next_due(connection: Connection) -> datetime | None:
     """When the next claimable step falls due (for idle workers)."""
     r = reminders.c
-    value = connection.execute(select(func.min(r.due_at)).where(
-        r.status.in_(CLAIMABLE))).scalar()
+    ready = case((r.lease_until > r.due_at, r.lease_until), else_=r.due_at)
+    value = connection.execute(select(func.min(ready)).where(
+        r.status.in_(CLAIMABLE), or_(r.expires_at > r.due_at, r.inflight == True))  # noqa: E712
+    ).scalar()
     return None if value is None else aware(value)
 
 

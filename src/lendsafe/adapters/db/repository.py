@@ -110,6 +110,7 @@ def servicing_columns(state: LoanState) -> dict[str, Any]:
         "cur_base_minor": state.accrual_base if current else 0,
         "cur_interest_due_minor": current.interest_due if current else 0,
         "cur_recognized_minor": current.interest_recognized if current else 0,
+        "accrued_today_minor": 0,
         "principal_outstanding_minor": state.principal_outstanding,
         "interest_receivable_minor": state.interest_receivable,
         "fee_receivable_minor": state.fee_receivable,
@@ -122,6 +123,8 @@ def servicing_columns(state: LoanState) -> dict[str, Any]:
         "excess_minor": state.excess_paid,
         "recovered_minor": state.recovered,
         "closed_on": state.closed_on,
+        "relief_from_day": day_number(state.relief_from) if state.relief_from else None,
+        "relief_until_day": day_number(state.relief_until) if state.relief_until else None,
     }
 
 
@@ -203,6 +206,9 @@ def _state_from_rows(row: Any, rows: Sequence[Any]) -> LoanState:
         days_past_due=row.days_past_due,
         bucket=row.bucket,
         closed_on=row.closed_on,
+        relief_from=None if row.relief_from_day is None else from_day_number(row.relief_from_day),
+        relief_until=(None if row.relief_until_day is None
+                      else from_day_number(row.relief_until_day)),
     )
 
 

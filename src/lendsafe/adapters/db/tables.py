@@ -90,6 +90,7 @@ loans = Table(
     Column("cur_base_minor", BigInteger, nullable=False, default=0),
     Column("cur_interest_due_minor", BigInteger, nullable=False, default=0),
     Column("cur_recognized_minor", BigInteger, nullable=False, default=0),
+    Column("accrued_today_minor", BigInteger, nullable=False, default=0),  # last close's accrual
     Column("principal_outstanding_minor", BigInteger, nullable=False),
     Column("interest_receivable_minor", BigInteger, nullable=False, default=0),
     Column("fee_receivable_minor", BigInteger, nullable=False, default=0),
@@ -101,17 +102,20 @@ loans = Table(
     Column("bucket", String(16), nullable=False, default="current"),
     Column("excess_minor", BigInteger, nullable=False, default=0),
     Column("recovered_minor", BigInteger, nullable=False, default=0),
+    # relief window (mass relief): no penalty, days past due frozen on these days
+    Column("relief_from_day", Integer, nullable=True),
+    Column("relief_until_day", Integer, nullable=True),
     Column("version", Integer, nullable=False, default=1),
 )
 # PostgreSQL: room on every page so the daily accrual update stays heap-only (HOT)
 event.listen(loans, "after_create",
              DDL("ALTER TABLE loans SET (fillfactor = 70)").execute_if(dialect="postgresql"))
 Index("ix_loans_borrower", loans.c.borrower_id)
-Index("ix_loans_status", loans.c.status, loans.c.bucket)
-# close of business finds the few loans with something to do through these (never a scan)
+Index("ix_loans_status", loans.c.status)
+# close of business finds the few loans with something to do through these (never a scan);
+# the columns the daily accrual writes are not indexed, so on PostgreSQL it stays HOT
 Index("ix_loans_cur_due_day", loans.c.cur_due_day)
 Index("ix_loans_oldest_unpaid_due_day", loans.c.oldest_unpaid_due_day)
-Index("ix_loans_days_past_due", loans.c.days_past_due)
 
 installments = Table(
     "installments",

@@ -91,16 +91,24 @@ def _integer(value: int | None) -> str:
 
 
 def journal_bytes(row: JournalRow | Sequence[Any]) -> bytes:
-    """The canonical bytes of one journal entry (a :class:`JournalRow` or a row tuple)."""
+    """The canonical bytes of one journal entry (a :class:`JournalRow` or a row tuple).
+
+    Fast path: lengths are taken in characters and the result is kept only when it is pure
+    ASCII (then characters are bytes); anything else is encoded field by field.
+    """
     i, day, loan, kind, debit, credit, amount, reference = (
         (row.id, row.business_day, row.loan_id, row.kind, row.debit_account,
          row.credit_account, row.amount_minor, row.reference)
         if isinstance(row, JournalRow) else row
     )
-    loan_text = NULL if loan is None else loan
+    ref = NULL if reference is None else f"{len(reference)}:{reference}"
+    text = (f"{JOURNAL_TAG}|{i}|{day}|{NULL if loan is None else loan}|{len(kind)}:{kind}"
+            f"|{len(debit)}:{debit}|{len(credit)}:{credit}|{amount}|{ref}")
+    if text.isascii():
+        return text.encode()
     return (
-        f"{JOURNAL_TAG}|{i}|{day}|{loan_text}|{_text(kind)}|{_text(debit)}|{_text(credit)}"
-        f"|{amount}|{_text(reference)}"
+        f"{JOURNAL_TAG}|{i}|{day}|{NULL if loan is None else loan}|{_text(kind)}|{_text(debit)}"
+        f"|{_text(credit)}|{amount}|{_text(reference)}"
     ).encode()
 
 

@@ -14,6 +14,11 @@ the set-based close of business in the database must reproduce exactly:
   past due are D minus the oldest such due date. Penalty interest for day D is
   ``half_up(arrears × penalty_rate / 365)`` once days past due exceed the grace days.
 * At ``charge_off_days`` past due every receivable is written off.
+* A *relief window* ``[relief_from, relief_until]`` (mass relief, see
+  ``lendsafe.domain.lending.relief``): on a day inside it no penalty interest accrues, and
+  days inside it never count as days past due — days past due are D minus the oldest
+  unpaid due date minus the relief days in between, so they stay frozen during the window
+  and resume counting from the frozen value after it.
 """
 
 from __future__ import annotations
@@ -115,6 +120,8 @@ class LoanState:
     days_past_due: int = 0
     bucket: str = "current"
     closed_on: date | None = None
+    relief_from: date | None = None
+    relief_until: date | None = None
 
     # -- derived balances (what the journal must show) -------------------------------
     @property
@@ -168,10 +175,29 @@ class LoanState:
                 return installment.due_date
         return None
 
+    def in_relief(self, on: date) -> bool:
+        """True when ``on`` lies in the loan's relief window."""
+        if self.relief_from is None or self.relief_until is None:
+            return False
+        return self.relief_from <= on <= self.relief_until
+
+    def relief_days(self, after: date, through: date) -> int:
+        """Days d of the relief window with ``after < d <= through``."""
+        if self.relief_from is None or self.relief_until is None:
+            return 0
+        first = max(after + timedelta(days=1), self.relief_from)
+        last = min(through, self.relief_until)
+        return max(0, (last - first).days + 1)
+
     def days_past_due_on(self, on: date) -> int:
-        """Days past due on ``on`` (0 when nothing fell due unpaid before ``on``)."""
+        """Days past due on ``on`` (0 when nothing fell due unpaid before ``on``).
+
+        Days inside the relief window do not count (frozen during it).
+        """
         oldest = self.oldest_unpaid_due()
-        return max(0, (on - oldest).days) if oldest is not None else 0
+        if oldest is None or oldest >= on:
+            return 0
+        return (on - oldest).days - self.relief_days(oldest, on)
 
 
 def open_loan(loan_id: int, on: date, schedule: Schedule, rules: ServicingRules) -> tuple[
@@ -239,7 +265,7 @@ def close_day(state: LoanState, on: date) -> tuple[LoanState, list[ev.LoanEvent]
 
 
 def _accrue_penalty(state: LoanState, on: date, events: list[ev.LoanEvent]) -> LoanState:
-    if state.days_past_due_on(on) <= state.rules.grace_days:
+    if state.in_relief(on) or state.days_past_due_on(on) <= state.rules.grace_days:
         return state
     amount = daily_penalty(state.arrears_on(on), state.rules.penalty_rate_ppm)
     if amount <= 0:

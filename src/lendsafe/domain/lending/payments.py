@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from datetime import date
 
 from lendsafe.domain import events as ev
+from lendsafe.domain.lending.delinquency import bucket_for
 from lendsafe.domain.lending.loan import (
     InstallmentState,
     LoanState,
@@ -275,10 +276,12 @@ def _finish(work: _Work) -> LoanState:
         if state.current_index() == index:
             state = replace(state, accrual_start=restart, accrual_base=base)
     state = replace(state, excess_paid=state.excess_paid + work.allocation.excess_minor)
+    # days past due as of the last close, seen with this payment: a loan brought up to date
+    # is current at once (and close of business only revisits loans still in arrears)
+    days = state.days_past_due_on(state.last_closed)
+    state = replace(state, days_past_due=days, bucket=bucket_for(days, state.rules.buckets))
     if all(r.settled for r in state.installments) and state.penalty_receivable == 0:
-        first_bucket = state.rules.buckets[0].code
-        state = replace(state, status=LoanStatus.CLOSED, closed_on=work.on, days_past_due=0,
-                        bucket=first_bucket)
+        state = replace(state, status=LoanStatus.CLOSED, closed_on=work.on)
     return state
 
 

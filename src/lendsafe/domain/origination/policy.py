@@ -13,11 +13,11 @@ asks it for parameters (``policy.number("age.min", "min")``) and turns a trigger
 from __future__ import annotations
 
 import hashlib
-import string
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
+from fractions import Fraction
 from enum import StrEnum
 from typing import Any
 
@@ -94,6 +94,7 @@ class Policy:
     lgd: Mapping[str, Decimal]
     pricing: tuple[PriceBand, ...]
     model_reason: Mapping[str, str]
+    model_inputs: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
@@ -112,6 +113,10 @@ class Policy:
         """A decimal setting of the ``[decision]`` table."""
         return parse_rate(str(self.decision[key]), name=key)
 
+    def ratio(self, code: str, name: str = "max") -> Fraction:
+        """A rule parameter given as a decimal string (``"0.40"``), exactly."""
+        return Fraction(parse_rate(str(self.rules[code].params[name]), name=f"{code}.{name}"))
+
     def amount_minor(self, text: str, cur: Currency) -> int:
         """A major-unit amount of the policy in minor units of ``cur``."""
         return parse_amount(text, cur)
@@ -121,12 +126,14 @@ class Policy:
         """The rule ``code`` triggered with ``figures`` (also filled into both texts)."""
         rule = self.rules[code]
         values = {k: str(v) for k, v in figures.items()}
+        if available_from is not None:
+            values.setdefault("available_from", available_from.isoformat())
         return Reason(code, rule.severity, _fill(rule.text_en, values), _fill(rule.text_zh, values),
                       values, available_from)
 
 
 def _fill(template: str, values: Mapping[str, str]) -> str:
-    return string.Formatter().vformat(template, (), _Missing(values))
+    return template.format_map(_Missing(values))
 
 
 class _Missing(dict[str, str]):
@@ -159,6 +166,7 @@ def load_policy(mapping: Mapping[str, Any], source: bytes) -> Policy:
         lgd={str(k): parse_rate(str(v), name="lgd") for k, v in loss["lgd"].items()},
         pricing=bands,
         model_reason={str(k): str(v) for k, v in mapping["model_reason"].items()},
+        model_inputs={str(k): str(v) for k, v in mapping.get("model_inputs", {}).items()},
     )
 
 

@@ -23,6 +23,7 @@ from lendsafe.domain.money import MoneyError, currency, format_rate, parse_amoun
 from lendsafe.domain.problems import Refused
 from lendsafe.entrypoints.api.auth_routes import auth_router
 from lendsafe.entrypoints.api.control_routes import control_router
+from lendsafe.entrypoints.api.decision_routes import decision_router
 from lendsafe.entrypoints.api.reminder_routes import reminder_router
 from lendsafe.services.access import (
     Forbidden,
@@ -108,6 +109,7 @@ def create_app(container: Container | None = None) -> FastAPI:
     app.include_router(reminder_router(principal))
     app.include_router(auth_router(principal))
     app.include_router(control_router(principal))
+    app.include_router(decision_router(principal))
     return app
 
 

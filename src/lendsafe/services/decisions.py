@@ -1,0 +1,274 @@
+"""Credit decisions: validate, score (champion and challenger), decide, log, refer.
+
+One application is one transaction: the application row (identity only as hashes), the
+decision log row (inputs hash, decision, reasons, model and policy versions, the challenger's
+score) and, for ``refer``, the manual-review queue entry commit together or not at all.
+Underwriters decide referrals (logged as a second decision row); changing the champion or the
+challenger is the sensitive action ``model.promote`` (maker-checker in
+:mod:`lendsafe.services.control`).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import tomllib
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from lendsafe.adapters.db import decision_tables as dt
+from lendsafe.adapters.db import tables as t
+from lendsafe.domain.lending.loan import LoanStatus
+from lendsafe.domain.lending.product import LoanType
+from lendsafe.domain.lending.quote import price
+from lendsafe.domain.ledger.canonical import canonical_json
+from lendsafe.domain.origination.application import BorrowerFacts, Case, Market
+from lendsafe.domain.origination.decision import Decision, decide
+from lendsafe.domain.origination.policy import Policy, load_policy
+from lendsafe.domain.problems import Problem, Refused
+from lendsafe.services.catalogue import Catalogue
+from lendsafe.services.decision_documents import decision_document
+from lendsafe.services.decision_input import (
+    ParsedApplication,
+    identity_hash,
+    model_row,
+    parse_application,
+)
+from lendsafe.services.decision_models import ModelBook, ModelScore, challenger_bucket
+from lendsafe.services.lending import Conflict, LendingService
+
+
+def load_default_policy(path: Path | None = None) -> Policy:
+    """The packaged ``policy.toml`` (or ``path``)."""
+    raw = path.read_bytes() if path else \
+        resources.files("lendsafe.data").joinpath("policy.toml").read_bytes()
+    return load_policy(tomllib.loads(raw.decode("utf-8")), raw)
+
+
+@functools.lru_cache(maxsize=8192)
+def cached_price(terms: Any) -> Any:
+    """``price`` memoised on the (immutable, hashable) loan terms: a pure function."""
+    return price(terms)
+
+
+@dataclass
+class DecisionService:
+    """Decisions over one database, one catalogue, one policy and the model registry."""
+
+    engine: Engine
+    catalogue: Catalogue
+    lending: LendingService
+    policy: Policy
+    models: ModelBook
+
+    def __post_init__(self) -> None:
+        self.calendars = {p.id: self.catalogue.calendar(p)
+                          for p in self.catalogue.products.values()}
+
+    # -- deciding ----------------------------------------------------------------------
+    def decide(self, document: object, actor: str = "system",
+               borrower_id: int | None = None) -> dict[str, Any]:
+        """Decide one application (see the module docstring); refusals name the field."""
+        parsed = parse_application(document, self.catalogue.products)
+        champion_id = self.models.ensure_champion(self.engine, self.lending.clock)
+        with self.engine.connect() as connection:
+            roles = self.models.roles(connection)
+        row = self._model_row(parsed, [m for m in roles.values()])
+        application_id = parsed.body.application_id or uuid.uuid4().hex
+        champion = self.models.score(roles.get("champion", champion_id), row)
+        challenger = self.models.score(roles["challenger"], row) if "challenger" in roles else None
+        share = self.policy.rate("challenger_share")
+        used = challenger if challenger is not None and \
+            challenger_bucket(application_id) < share else champion
+        try:
+            with self.engine.begin() as connection:
+                return self._decide_in(connection, parsed, application_id, row,
+                                       (champion, challenger, used), actor, borrower_id)
+        except IntegrityError:
+            raise Conflict(f"application {application_id!r} was already decided; send a new "
+                           "application_id for a new application") from None
+
+    def _model_row(self, parsed: ParsedApplication, model_ids: list[str]) -> dict[str, Any]:
+        row = model_row(parsed, self.policy.model_inputs)
+        kinds = self.models.schema_kinds(model_ids)
+        problems = []
+        for name, value in row.items():
+            kind = kinds.get(name)
+            if kind == "numeric" and value is not None and (
+                    isinstance(value, str | bool) or value != value):
+                problems.append(Problem("input.characteristic", f"characteristics.{name}: "
+                                        "must be a number", field=f"characteristics.{name}"))
+            elif kind == "categorical" and value is not None and not isinstance(value, str):
+                row[name] = str(value)
+        if problems:
+            raise Refused(problems)
+        return {k: v for k, v in row.items() if k in kinds}
+
+    def _decide_in(self, connection: Connection, parsed: ParsedApplication, application_id: str,
+                   row: dict[str, Any], scores: tuple[ModelScore, ModelScore | None, ModelScore],
+                   actor: str, borrower_id: int | None) -> dict[str, Any]:
+        champion, challenger, used = scores
+        on = self.lending.open_date(connection)
+        facts = self._facts(connection, parsed, borrower_id)
+        case = Case(parsed.applicant, parsed.request, facts, Decimal(f"{used.pd:.6f}"),
+                    used.reasons)
+        market = Market(self.catalogue.products, self.catalogue.jurisdictions, self.calendars, on)
+        decision = decide(self.policy, market, case, cached_price)
+        now = self.lending.clock()
+        inputs = canonical_json(parsed.stored)
+        digest = hashlib.sha256(inputs.encode()).hexdigest()
+        self._insert_application(connection, parsed, application_id, inputs, digest, now)
+        document = decision_document(decision, parsed, application_id, used, on,
+                                     self.policy.label)
+        document["challenger"] = None if challenger is None else {
+            "model_version": challenger.model_id, "score": round(challenger.score, 2),
+            "pd": f"{challenger.pd:.6f}"}
+        document["decided_by"] = "challenger" if used is challenger else "champion"
+        self._log(connection, application_id, document, decision, (champion, challenger, used),
+                  row, digest, now, on)
+        if decision.decision == "refer":
+            document["referral_id"] = self._refer(connection, application_id, document, now)
+        return document
+
+    def _insert_application(self, connection: Connection, parsed: ParsedApplication,
+                            application_id: str, inputs: str, digest: str, now: datetime) -> None:
+        request = parsed.request
+        connection.execute(insert(dt.applications).values(
+            id=application_id, received_at=now, borrower_ref=parsed.body.applicant.borrower,
+            product_id=request.product, currency=request.currency.code,
+            amount_minor=request.amount_minor, term=str(request.term), inputs=inputs,
+            inputs_sha256=digest))
+
+    def _log(self, connection: Connection, application_id: str, document: dict[str, Any],
+             decision: Decision, scores: tuple[ModelScore, ModelScore | None, ModelScore],
+             row: dict[str, Any], digest: str, now: datetime, on: date) -> None:
+        champion, challenger, used = scores
+        connection.execute(insert(dt.decision_log).values(
+            application_id=application_id, decided_at=now, business_date=on.isoformat(),
+            decided_by=document["decided_by"], decision=decision.decision,
+            reasons=json.dumps(document["reasons"], ensure_ascii=False),
+            inputs_sha256=digest, pd=f"{used.pd:.6f}", score=used.score,
+            limit_minor=decision.limit_minor,
+            annual_rate_offered=document["annual_rate_offered"], model_version=used.model_id,
+            challenger_version=challenger.model_id if challenger else None,
+            challenger_score=challenger.score if challenger else None,
+            challenger_pd=f"{challenger.pd:.6f}" if challenger else None,
+            champion_version=champion.model_id, champion_score=champion.score,
+            policy_version=self.policy.label,
+            characteristics=json.dumps(row, sort_keys=True, default=str)))
+
+    def _refer(self, connection: Connection, application_id: str, document: dict[str, Any],
+               now: datetime) -> int:
+        result = connection.execute(insert(dt.referrals).values(
+            application_id=application_id, status="open", created_at=now,
+            reasons=json.dumps(document["reasons"], ensure_ascii=False)))
+        return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+    def _facts(self, connection: Connection, parsed: ParsedApplication,
+               borrower_id: int | None) -> BorrowerFacts:
+        blocked = self._blocklisted(connection, parsed.identity_hashes)
+        if borrower_id is None and parsed.body.applicant.borrower:
+            borrower_id = connection.execute(select(t.borrowers.c.id).where(
+                t.borrowers.c.external_ref == parsed.body.applicant.borrower)).scalar()
+        if borrower_id is None:
+            return BorrowerFacts(blocklisted=blocked)
+        loans = connection.execute(select(
+            t.loans.c.id, t.loans.c.type, t.loans.c.status, t.loans.c.charged_off_on).where(
+            t.loans.c.borrower_id == borrower_id).order_by(t.loans.c.id)).all()
+        open_ids = tuple(int(r.id) for r in loans if r.status != LoanStatus.CLOSED.value)
+        bullets = tuple(int(r.id) for r in loans if r.status != LoanStatus.CLOSED.value
+                        and r.type == LoanType.BULLET.value)
+        charged = [r.charged_off_on for r in loans if r.charged_off_on is not None]
+        return BorrowerFacts(open_ids, bullets, max(charged, default=None), blocked)
+
+    @staticmethod
+    def _blocklisted(connection: Connection, hashes: Mapping[str, str]) -> tuple[str, ...]:
+        if not hashes:
+            return ()
+        found = connection.execute(select(dt.blocklist.c.kind).where(
+            dt.blocklist.c.value_sha256.in_(list(hashes.values())))).scalars()
+        return tuple(sorted(set(found)))
+
+    # -- blocklist, referrals ----------------------------------------------------------
+    def block(self, kind: str, value: str, reason: str) -> None:
+        """Put an identity value on the blocklist (only its hash is kept)."""
+        if kind not in ("national_id", "phone", "device_id"):
+            raise Refused([Problem("blocklist.kind", "kind must be national_id, phone or "
+                                   "device_id", field="kind")])
+        with self.engine.begin() as connection:
+            connection.execute(insert(dt.blocklist).values(
+                kind=kind, value_sha256=identity_hash(kind, value), reason=reason,
+                created_at=self.lending.clock()))
+
+    def referrals(self, status: str | None = "open") -> list[dict[str, Any]]:
+        """The manual-review queue (open referrals by default), oldest first."""
+        query = select(dt.referrals, dt.applications.c.product_id, dt.applications.c.currency,
+                       dt.applications.c.amount_minor, dt.applications.c.term).join(
+            dt.applications, dt.applications.c.id == dt.referrals.c.application_id)
+        if status:
+            query = query.where(dt.referrals.c.status == status)
+        with self.engine.connect() as connection:
+            rows = connection.execute(query.order_by(dt.referrals.c.id).limit(500)).all()
+        return [_referral_document(r) for r in rows]
+
+    def decide_referral(self, referral_id: int, approve: bool, note: str,
+                        actor: str) -> dict[str, Any]:
+        """An underwriter approves or declines a referral (logged as a decision)."""
+        if not note.strip():
+            raise Refused([Problem("referral.note", "a note is required", field="note")])
+        with self.engine.begin() as connection:
+            row = connection.execute(select(dt.referrals).where(
+                dt.referrals.c.id == referral_id)).first()
+            if row is None:
+                raise LookupError("referral not found")
+            if row.status != "open":
+                raise Conflict(f"referral {referral_id} was already {row.status}")
+            self._log_underwriter(connection, row.application_id, approve, note, actor)
+            connection.execute(update(dt.referrals).where(dt.referrals.c.id == referral_id)
+                               .values(status="approved" if approve else "declined",
+                                       decided_by=actor, decided_at=self.lending.clock(),
+                                       note=note))
+        return next(r for r in self.referrals(None) if r["referral_id"] == referral_id)
+
+    def _log_underwriter(self, connection: Connection, application_id: str, approve: bool,
+                         note: str, actor: str) -> None:
+        first = connection.execute(select(dt.decision_log).where(
+            dt.decision_log.c.application_id == application_id).order_by(
+            dt.decision_log.c.id)).first()
+        assert first is not None
+        values = {k: v for k, v in first._mapping.items() if k != "id"}
+        reasons = [*json.loads(first.reasons), {"code": "underwriter.note", "text_en": note,
+                                                 "text_zh": note}]
+        values.update(decided_at=self.lending.clock(), decided_by=f"underwriter:{actor}",
+                      decision="approve" if approve else "decline",
+                      reasons=json.dumps(reasons, ensure_ascii=False))
+        connection.execute(insert(dt.decision_log).values(values))
+
+
+def _referral_document(row: Any) -> dict[str, Any]:
+    from lendsafe.domain.money import currency, format_amount
+
+    return {
+        "referral_id": row.id, "application_id": row.application_id, "status": row.status,
+        "product": row.product_id,
+        "amount": format_amount(row.amount_minor, currency(row.currency)),
+        "currency": row.currency, "term": row.term, "reasons": json.loads(row.reasons),
+        "created_at": _iso(row.created_at), "decided_by": row.decided_by,
+        "decided_at": _iso(row.decided_at), "note": row.note,
+    }
+
+
+def _iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
