@@ -158,8 +158,9 @@ def main() -> None:
 def _print(backend: str, entries: int, f: dict[str, float]) -> None:
     print(f"\n[{backend}]")
     print(f"  append, no hashing      {f['append']:7.2f} s  {entries / f['append']:>10,.0f} /s")
+    ratio = f["append_sealed"] / f["append"]
     print(f"  append + seal (hashing) {f['append_sealed']:7.2f} s  "
-          f"{entries / f['append_sealed']:>10,.0f} /s   ratio {f['append_sealed'] / f['append']:.2f}")
+          f"{entries / f['append_sealed']:>10,.0f} /s   ratio {ratio:.2f}")
     print(f"  verify (all leaves)     {f['verify']:7.2f} s  {entries / f['verify']:>10,.0f} /s")
     print(f"  same reads, no hashing  {f['reads']:7.2f} s                  "
           f"ratio {f['verify'] / f['reads']:.2f}")

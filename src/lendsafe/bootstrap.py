@@ -10,8 +10,8 @@ from sqlalchemy import Engine
 from lendsafe.adapters.db.engine import make_engine, upgrade
 from lendsafe.adapters.signing import TreeHeadSigner
 from lendsafe.config import Settings
-from lendsafe.services.catalogue import Catalogue
 from lendsafe.services.audit import AuditLog
+from lendsafe.services.catalogue import Catalogue
 from lendsafe.services.ledger import Ledger
 from lendsafe.services.lending import LendingService
 

@@ -56,7 +56,7 @@ def build_ledger(url: str, tmp_path: Path, catalogue: Catalogue, loans: int = 16
                         actor="staff:alice") for i in range(loans)]
     rng = random.Random(5)
     for day in range(days):
-        for loan_id in rng.sample(ids, 3):
+        for loan_id in rng.sample(ids, min(3, len(ids))):
             lending.pay(loan_id, rng.randint(100, 3_000), f"pay-{day}-{loan_id}",
                         actor="staff:bob")
         lending.close_business(lending.open_date())

@@ -35,6 +35,13 @@ class InterestCapitalised(LoanEvent):
 
 
 @dataclass(frozen=True)
+class FeeCapitalised(LoanEvent):
+    """Recognised, unpaid fees added to the principal owed (fee to principal receivable)."""
+
+    amount_minor: int
+
+
+@dataclass(frozen=True)
 class FeeWaived(LoanEvent):
     """Recognised, unpaid fees forgiven (an explicit expense)."""
 

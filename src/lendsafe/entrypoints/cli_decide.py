@@ -52,6 +52,8 @@ def decide(
         _fail("refused", [p.as_dict() for p in refused.problems])
     except Conflict as error:
         _fail(str(error))
+    finally:
+        container.engine.dispose()
     if as_json:
         sys.stdout.write(json.dumps(result, ensure_ascii=False, indent=2) + "\n")
         return
@@ -88,4 +90,6 @@ def monitor_report(model_id: str, since: str | None) -> dict[str, Any]:
         return monitor(container.engine, container.decisions.models, model_id, start)
     except LookupError as error:
         _fail(str(error))
+    finally:
+        container.engine.dispose()
     raise AssertionError("unreachable")

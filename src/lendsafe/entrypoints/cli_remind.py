@@ -16,6 +16,8 @@ import multiprocessing
 import os
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
@@ -62,12 +64,17 @@ def _engine(migrate: bool = True) -> Any:
     return engine
 
 
-def _service(now: datetime | None = None) -> Any:
+@contextmanager
+def _service(now: datetime | None = None) -> Iterator[Any]:
     from lendsafe.config import ReminderSettings
     from lendsafe.services.reminders import ReminderService, utc_now
 
     clock = (lambda: now) if now is not None else utc_now
-    return ReminderService(_engine(), ReminderSettings.from_env(), clock=clock)
+    engine = _engine()
+    try:
+        yield ReminderService(engine, ReminderSettings.from_env(), clock=clock)
+    finally:
+        engine.dispose()
 
 
 @remind_app.command("plan")
@@ -75,7 +82,8 @@ def plan(on: Annotated[str, typer.Option("--date", help="Local send date to plan
          as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Plan every step whose local send date is DATE (idempotent; set-based)."""
     day = _date(on)
-    created = _service().plan(day)
+    with _service() as service:
+        created = service.plan(day)
     document = {"date": day.isoformat(), "planned": created}
     sys.stdout.write(json.dumps(document) + "\n" if as_json else
                      f"planned {created} new reminder steps for {day}\n")
@@ -152,7 +160,8 @@ def report(
 ) -> None:
     """Due, sent, delivered, failed over, missed and duplicates (also by channel and step)."""
     at = _instant(now)
-    document = _service(at).report(_date(on), at)
+    with _service(at) as service:
+        document = service.report(_date(on), at)
     if as_json:
         sys.stdout.write(json.dumps(document, indent=2) + "\n")
     else:
@@ -185,8 +194,9 @@ def contact(
             _fail(f"--address must look like sms=+8613800000000, got {item!r}")
         addresses[channel] = value
     try:
-        _service().set_contact(borrower, Contact(time_zone, language, addresses,
-                                                 frozenset(opt_out or []), quiet_hours))
+        with _service() as service:
+            service.set_contact(borrower, Contact(time_zone, language, addresses,
+                                                  frozenset(opt_out or []), quiet_hours))
     except (ReminderInputError, LookupError) as error:
         _fail(str(error).strip("'\""))
     sys.stdout.write(f"contact preferences of {borrower} saved\n")

@@ -117,8 +117,8 @@ def report(engine: Engine, start: date, end: date,
         verifications = connection.execute(select(lt.ledger_verifications).where(
             lt.ledger_verifications.c.at_micros >= lo, lt.ledger_verifications.c.at_micros < hi,
         ).order_by(lt.ledger_verifications.c.id)).all()
-        by_action = dict(connection.execute(select(
-            ct.audit_records.c.action, func.count()).group_by(ct.audit_records.c.action)).all())
+        by_action: dict[str, int] = {str(a): int(n) for a, n in connection.execute(select(
+            ct.audit_records.c.action, func.count()).group_by(ct.audit_records.c.action))}
     return {
         "from": start.isoformat(), "to": end.isoformat(), "records": len(every),
         "overrides": having("override.", "control.applied"),

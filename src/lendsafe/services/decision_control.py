@@ -14,7 +14,7 @@ against the thresholds 0.1 (monitor) and 0.25 (unstable).
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, time, timezone
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 import numpy as np
@@ -49,7 +49,7 @@ def promotion_handlers(book: ModelBook) -> tuple[Any, Any]:
         role, model_id = str(action.payload["role"]), str(action.payload["model_id"])
         before = book.roles(connection).get(role)
         book.assign(connection, role, model_id, f"{action.maker}+{checker}",
-                    datetime.now(timezone.utc))
+                    datetime.now(UTC))
         return {"role": role, "before": before, "after": model_id}
 
     def describe(connection: Connection, action: PendingAction) -> dict[str, Any]:
@@ -74,7 +74,7 @@ def monitor(engine: Any, book: ModelBook, model_id: str, since: date | None) -> 
         or_(log.champion_version == full, log.challenger_version == full),
         log.decided_by.in_(("champion", "challenger")))
     if since is not None:
-        query = query.where(log.decided_at >= datetime.combine(since, time.min, timezone.utc))
+        query = query.where(log.decided_at >= datetime.combine(since, time.min, UTC))
     with engine.connect() as connection:
         rows = connection.execute(query).all()
     report: dict[str, Any] = {"model_id": full, "kind": model.kind, "applications": len(rows),

@@ -21,6 +21,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from sqlalchemy import Connection, Engine, delete, insert, select
 
 from lendsafe.adapters.db import decision_tables as dt
@@ -125,7 +126,7 @@ class ModelBook:
         contributions = model.gbm.contributions(x)[0, :-1]
         found = contribution_reasons(model.gbm.features, contributions, self.top_reasons)
         shown = tuple((r.feature, _shown(row.get(r.feature))) for r in found)
-        score = float(model.scaling.score_from_pd(pd_))
+        score = float(model.scaling.score_from_pd(np.asarray([pd_]))[0])
         return ModelScore(model_id, model.kind, score, pd_, shown)
 
     def schema_kinds(self, model_ids: list[str]) -> dict[str, str]:

@@ -28,10 +28,10 @@ from sqlalchemy.exc import IntegrityError
 
 from lendsafe.adapters.db import decision_tables as dt
 from lendsafe.adapters.db import tables as t
+from lendsafe.domain.ledger.canonical import canonical_json
 from lendsafe.domain.lending.loan import LoanStatus
 from lendsafe.domain.lending.product import LoanType
 from lendsafe.domain.lending.quote import price
-from lendsafe.domain.ledger.canonical import canonical_json
 from lendsafe.domain.origination.application import BorrowerFacts, Case, Market
 from lendsafe.domain.origination.decision import Decision, decide
 from lendsafe.domain.origination.policy import Policy, load_policy
@@ -78,22 +78,32 @@ class DecisionService:
     # -- deciding ----------------------------------------------------------------------
     def decide(self, document: object, actor: str = "system",
                borrower_id: int | None = None) -> dict[str, Any]:
-        """Decide one application (see the module docstring); refusals name the field."""
+        """Decide one application (see the module docstring); refusals name the field.
+
+        The facts are read in one short transaction, the decision is computed outside any
+        transaction, and everything it produced is written in a second one (on SQLite a
+        transaction holds the database's write lock)."""
         parsed = parse_application(document, self.catalogue.products)
         champion_id = self.models.ensure_champion(self.engine, self.lending.clock)
         with self.engine.connect() as connection:
             roles = self.models.roles(connection)
-        row = self._model_row(parsed, [m for m in roles.values()])
+            on = self.lending.open_date(connection)
+            facts = self._facts(connection, parsed, borrower_id)
+        row = self._model_row(parsed, list(roles.values()))
         application_id = parsed.body.application_id or uuid.uuid4().hex
         champion = self.models.score(roles.get("champion", champion_id), row)
         challenger = self.models.score(roles["challenger"], row) if "challenger" in roles else None
         share = self.policy.rate("challenger_share")
         used = challenger if challenger is not None and \
             challenger_bucket(application_id) < share else champion
+        case = Case(parsed.applicant, parsed.request, facts, Decimal(f"{used.pd:.6f}"),
+                    used.reasons)
+        market = Market(self.catalogue.products, self.catalogue.jurisdictions, self.calendars, on)
+        decision = decide(self.policy, market, case, cached_price)
         try:
             with self.engine.begin() as connection:
-                return self._decide_in(connection, parsed, application_id, row,
-                                       (champion, challenger, used), actor, borrower_id)
+                return self._record(connection, parsed, application_id, row, decision,
+                                    (champion, challenger, used), on)
         except IntegrityError:
             raise Conflict(f"application {application_id!r} was already decided; send a new "
                            "application_id for a new application") from None
@@ -114,16 +124,11 @@ class DecisionService:
             raise Refused(problems)
         return {k: v for k, v in row.items() if k in kinds}
 
-    def _decide_in(self, connection: Connection, parsed: ParsedApplication, application_id: str,
-                   row: dict[str, Any], scores: tuple[ModelScore, ModelScore | None, ModelScore],
-                   actor: str, borrower_id: int | None) -> dict[str, Any]:
+    def _record(self, connection: Connection, parsed: ParsedApplication, application_id: str,
+                row: dict[str, Any], decision: Decision,
+                scores: tuple[ModelScore, ModelScore | None, ModelScore],
+                on: date) -> dict[str, Any]:
         champion, challenger, used = scores
-        on = self.lending.open_date(connection)
-        facts = self._facts(connection, parsed, borrower_id)
-        case = Case(parsed.applicant, parsed.request, facts, Decimal(f"{used.pd:.6f}"),
-                    used.reasons)
-        market = Market(self.catalogue.products, self.catalogue.jurisdictions, self.calendars, on)
-        decision = decide(self.policy, market, case, cached_price)
         now = self.lending.clock()
         inputs = canonical_json(parsed.stored)
         digest = hashlib.sha256(inputs.encode()).hexdigest()
@@ -134,8 +139,7 @@ class DecisionService:
             "model_version": challenger.model_id, "score": round(challenger.score, 2),
             "pd": f"{challenger.pd:.6f}"}
         document["decided_by"] = "challenger" if used is challenger else "champion"
-        self._log(connection, application_id, document, decision, (champion, challenger, used),
-                  row, digest, now, on)
+        self._log(connection, application_id, document, decision, scores, row, digest, now, on)
         if decision.decision == "refer":
             document["referral_id"] = self._refer(connection, application_id, document, now)
         return document

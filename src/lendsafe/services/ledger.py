@@ -435,13 +435,13 @@ class Ledger:
     @staticmethod
     def _positions(connection: Connection, kind: str, ref_ids: Iterable[int]) -> dict[int, int]:
         wanted = list(ref_ids)
-        found = dict(connection.execute(select(
+        found: dict[int, int] = {int(r): int(p) for r, p in connection.execute(select(
             lt.ledger_leaves.c.ref_id, lt.ledger_leaves.c.position).where(
-            lt.ledger_leaves.c.kind == kind, lt.ledger_leaves.c.ref_id.in_(wanted))).all())
+            lt.ledger_leaves.c.kind == kind, lt.ledger_leaves.c.ref_id.in_(wanted)))}
         missing = [i for i in wanted if i not in found]
         if missing:
             raise LedgerError(f"{kind} entries {missing} are not in the log")
-        return {int(k): int(v) for k, v in found.items()}
+        return found
 
     def _latest_head(self, connection: Connection) -> TreeHead | None:
         row = connection.execute(select(lt.ledger_heads).where(

@@ -90,6 +90,7 @@ class Worker:
         self.catalog = catalog
         self.after_claim = after_claim
         self.stats = WorkerStats()
+        self._last_idle_check: datetime | None = None
         self.backoff = d.Backoff(base=timedelta(seconds=self.settings.backoff_base_seconds),
                                  cap=timedelta(seconds=self.settings.backoff_cap_seconds))
         self.escalation: d.Escalation = (
@@ -115,10 +116,15 @@ class Worker:
         return self.stats
 
     def _idle(self) -> bool:
+        """Nothing falls due within the idle wait (or the clock is frozen)."""
         with self.engine.begin() as connection:
             upcoming = store.next_due(connection)
-        horizon = self.clock() + timedelta(seconds=self.settings.idle_wait_seconds)
-        return upcoming is None or upcoming > horizon
+        now = self.clock()
+        if upcoming is None or upcoming > now + timedelta(
+                seconds=self.settings.idle_wait_seconds):
+            return True
+        frozen, self._last_idle_check = now == self._last_idle_check, now
+        return frozen
 
     def run_once(self) -> int:
         """Sweep, claim one batch, send it and record it; returns how many were claimed."""
@@ -189,7 +195,8 @@ class Worker:
         if index is None:
             self._no_channel(row, state, addresses, opt_outs, batch)
             return
-        self._send(row, state, index, addresses[state.channels[index]], outstanding, batch)
+        if self._send(row, state, index, addresses[state.channels[index]], outstanding, batch):
+            history.append(batch.now)  # caps count this contact for the rest of the batch
 
     def _no_channel(self, row: dict[str, Any], state: d.StepState, addresses: Any,
                     opt_outs: set[str], batch: _Batch) -> None:
@@ -200,20 +207,21 @@ class Worker:
             status = "unreachable" if row["legally_required"] else "skipped"
             self._finish(row, batch, status, reason)
             return
-        decision = d.next_channel(state, len(state.channels) - 1, batch.now,
-                                  "no usable channel left in this round", self.backoff,
-                                  self.rng.random())
+        reason = row["reason"] or "no usable channel left in this round"
+        decision = d.next_channel(state, len(state.channels) - 1, batch.now, reason,
+                                  self.backoff, self.rng.random())
         self._apply(row, decision, batch)
 
     def _send(self, row: dict[str, Any], state: d.StepState, index: int,
-              sealed: tuple[str, str], outstanding: int, batch: _Batch) -> None:
+              sealed: tuple[str, str], outstanding: int, batch: _Batch) -> bool:
+        """Send on channel ``index``; returns whether the borrower may have been reached."""
         channel = state.channels[index]
         key = f"{row['step_key']}:{channel}"
         try:
             message = self._message(row, channel, key, self.sealer.open(*sealed), outstanding)
         except (TemplateError, ChannelError, ValueError) as error:
             self._finish(row, batch, "blocked", f"cannot build the message: {error}")
-            return
+            return False
         result = self._call(channel, message)
         known = self._was_sent(channel, key) if result.outcome is SendOutcome.TIMEOUT_UNKNOWN \
             else None
@@ -229,6 +237,7 @@ class Worker:
         self._log_attempt(row, channel, key, outcome, result.provider_message_id, result.error,
                           batch)
         self._apply(row, decision, batch, tried=1, channel=channel)
+        return decision.contact
 
     def _message(self, row: dict[str, Any], channel: str, key: str, recipient: str,
                  outstanding: int) -> OutboundMessage:

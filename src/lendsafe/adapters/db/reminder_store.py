@@ -242,6 +242,7 @@ def plan(
         statement = _replan(statement)
     else:
         statement = statement.on_conflict_do_nothing(index_elements=["step_key"])
+    statement = statement.execution_options(preserve_rowcount=True)  # psycopg: else -1
     return int(connection.execute(statement).rowcount or 0)
 
 
@@ -282,7 +283,7 @@ def cancel_stale(connection: Connection, loan_ids: Sequence[int], now: datetime)
 _CLAIM_COLUMNS = ("id", "step_key", "loan_id", "borrower_id", "installment_seq", "step_code",
                   "policy_id", "due_date", "currency", "legally_required", "template_id",
                   "language", "channels", "expires_at", "status", "channel_index", "round",
-                  "tries", "sent_at", "inflight")
+                  "tries", "sent_at", "inflight", "reason")
 
 
 def claim(connection: Connection, owner: str, now: datetime, lease: timedelta,
@@ -378,7 +379,8 @@ def sweep(connection: Connection, now: datetime) -> int:
         .where(expired, r.status.in_(("pending", "unreachable", "blocked")),
                or_(r.lease_until.is_(None), r.lease_until <= now))
         .values(status="missed", updated_at=now,
-                reason=func.coalesce(r.reason, "not dispatched before expiry")))
+                reason=func.coalesce(literal("expired; last: ") + r.reason,
+                                     "not dispatched before expiry")))
     connection.execute(
         update(reminders)
         .where(expired, r.status == "awaiting_receipt",
@@ -395,6 +397,8 @@ def next_due(connection: Connection) -> datetime | None:
     value = connection.execute(select(func.min(ready)).where(
         r.status.in_(CLAIMABLE), or_(r.expires_at > r.due_at, r.inflight == True))  # noqa: E712
     ).scalar()
+    if isinstance(value, str):  # SQLite: a CASE over datetimes comes back as text
+        value = datetime.fromisoformat(value)
     return None if value is None else aware(value)
 
 

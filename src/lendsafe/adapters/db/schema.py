@@ -13,6 +13,7 @@ from lendsafe.adapters.db import (  # noqa: F401  (importing a module registers 
     reminder_tables,
     tables,
 )
+from lendsafe.adapters.db import restructure_tables  # noqa: F401  (flexible repayment)
 from lendsafe.adapters.db.tables import metadata
 
 __all__ = ["metadata", "tables"]

@@ -29,6 +29,11 @@ def _capitalised(event: rev.InterestCapitalised) -> list[Transfer]:
 
 
 @postings.register
+def _fee_capitalised(event: rev.FeeCapitalised) -> list[Transfer]:
+    return _nonzero((A.PRINCIPAL_RECEIVABLE, A.FEE_RECEIVABLE, event.amount_minor, "capitalised"))
+
+
+@postings.register
 def _fee_waived(event: rev.FeeWaived) -> list[Transfer]:
     return _nonzero((WAIVER_EXPENSE, A.FEE_RECEIVABLE, event.amount_minor, "waiver_fee"))
 

@@ -13,13 +13,20 @@ Every change happens on the loan's open business date P (``state.open_date``). T
   first new period; principal is amortised by the loan's shape (annuity, equal principal,
   interest-only) over the *amortising* rows, interest = balance × rate × year fraction
   rounded by the product rule, the last row absorbs rounding.
-* *Carried* amounts — interest and fees already recognised and unpaid on rows that are
-  rebuilt or cleared — move to new rows as already-recognised amounts (so the journal is
-  untouched) and are spread evenly, rounded DOWN with the remainder on the last row
-  (Apache Fineract's re-amortisation: 125.00 over two rows → 62.00 + 63.00).
+* *Carried* interest — recognised and unpaid on rows that are rebuilt or cleared — moves,
+  still recognised (the journal is untouched), onto the first new row, which is the
+  current instalment (a later prepayment rebuilds the rows after the current one from the
+  balance alone, so recognised amounts never sit there). Carried *fees* are capitalised
+  (``FeeCapitalised``: a payoff of the current row never collects fees not yet due).
+  An extension fee falls due with the next instalment and is recognised on its due date. Overdue
+  *principal* is spread evenly over the remaining rows, rounded DOWN to the policy's
+  multiple with the remainder on the last (Apache Fineract's re-amortisation with
+  multiples of 1.00: 125.00 over two rows → 62.00 + 63.00).
 * Holiday interest (deferral): *waived* (never charged, so nothing is posted), *accrued*
-  (charged later, spread over the rows after the holiday, recognised as they accrue) or
-  *capitalised* (added to principal now: ``InterestCapitalised``, income earned now).
+  (charged later, spread over the rows after the holiday, recognised as they accrue; a
+  prepayment during the holiday rebuilds those rows and drops it) or *capitalised* (added
+  to principal now: ``InterestCapitalised``, income earned now). Interest recognised to
+  the change date is capitalised under every policy, so nothing falls due in a holiday.
 * Waivers forgive recognised amounts (fees oldest first; penalty) and post them to an
   expense account; nothing else changes the principal owed except capitalisation.
 
@@ -112,6 +119,7 @@ class KindPolicy:
     approval: bool = True
     approval_above_minor: int | None = None  # waivers: approval only above this amount
     credit_flag: str = "forbearance"  # what credit reporting is told: forbearance | none
+    spread_multiple_minor: int = 1  # re-amortisation: shares in multiples of this
 
 
 @dataclass(frozen=True)
@@ -141,17 +149,18 @@ class ChangeHistory:
 
 @dataclass(frozen=True)
 class Disclosure:
-    """The remaining plan's cost: −principal on the open date, +each later instalment."""
+    """The remaining plan's cost: −the balance financed on the open date (unpaid principal
+    plus interest and fees already recognised), +each later instalment's unpaid total."""
 
     annual_rate_disclosed: Decimal
-    principal_minor: int
+    financed_minor: int
     total_repayable_minor: int
     maturity_date: date | None
 
     @property
     def total_cost_minor(self) -> int:
-        """What the plan costs beyond the principal it repays."""
-        return self.total_repayable_minor - self.principal_minor
+        """What the plan costs beyond the balance it finances."""
+        return self.total_repayable_minor - self.financed_minor
 
 
 @dataclass(frozen=True)
@@ -196,6 +205,7 @@ def load_policy(mapping: Mapping[str, Any]) -> RestructuringPolicy:
             approval=bool(raw.get("approval", True)),
             approval_above_minor=None if above is None else _minor(above),
             credit_flag=str(raw.get("credit_flag", "forbearance")),
+            spread_multiple_minor=_minor(raw.get("spread_multiple", "0.01")),
         )
     limits = mapping.get("limits", {})
     return RestructuringPolicy(kinds, int(limits.get("changes_max", 4)),
@@ -278,7 +288,6 @@ class _Plan:
     rules: ServicingRules
     holidays: int = 0
     holiday_interest: HolidayInterest = HolidayInterest.WAIVED
-    spread_carried: bool = True
     truncate_past: bool = False
     extra_fee_minor: int = 0
 
@@ -312,11 +321,12 @@ def _clear(row: Row, moved: _Moved) -> Row:
                    fee_recognized=row.fee_paid)
 
 
-def spread(amount: int, count: int) -> list[int]:
-    """``amount`` over ``count`` rows: each rounded DOWN, the remainder on the last."""
+def spread(amount: int, count: int, multiple: int = 1) -> list[int]:
+    """``amount`` over ``count`` rows: each rounded DOWN to a multiple of ``multiple``
+    (Fineract's "in multiples of"), the remainder on the last."""
     if count <= 0:
         return []
-    each = divide(amount, count, Rounding.DOWN)
+    each = divide(amount, count * multiple, Rounding.DOWN) * multiple
     return [each] * (count - 1) + [amount - each * (count - 1)]
 
 
@@ -371,6 +381,7 @@ def _rebuild(state: LoanState, plan: _Plan) -> tuple[LoanState, list[ev.LoanEven
     first_start = head.period_start if head is not None else restart
     starts = [first_start, *plan.dates[:-1]]
     rates = _rates(plan.rules, starts, plan.dates, restart)
+    _capitalise_fees(state, moved)
     balance, extra_interest = _holiday(state, plan, moved, rates)
     amortising = amortise(plan.rules, rates[plan.holidays:], balance)
     amortising += [(0, 0)] * (len(rates) - plan.holidays - len(amortising))
@@ -378,9 +389,16 @@ def _rebuild(state: LoanState, plan: _Plan) -> tuple[LoanState, list[ev.LoanEven
     rows = _new_rows(state, plan, head, past, starts, parts, moved, extra_interest)
     new_state = replace(state, installments=tuple(past + rows), rules=plan.rules,
                         accrual_start=restart, accrual_base=rows[0].interest_recognized)
-    if plan.extra_fee_minor:
-        moved.events.append(ev.FeeCharged(state.loan_id, state.open_date, plan.extra_fee_minor))
     return new_state, moved.events
+
+
+def _capitalise_fees(state: LoanState, moved: _Moved) -> None:
+    """Recognised, unpaid fees of cleared rows join the principal (a payoff or prepayment
+    of the current row never collects recognised fees, so they may not sit there)."""
+    if moved.fee:
+        moved.events.append(rev.FeeCapitalised(state.loan_id, state.open_date, moved.fee))
+        moved.principal += moved.fee
+        moved.fee = 0
 
 
 def _holiday(state: LoanState, plan: _Plan, moved: _Moved,
@@ -388,34 +406,31 @@ def _holiday(state: LoanState, plan: _Plan, moved: _Moved,
     """(balance to amortise, interest to add to later rows) after the holiday policy."""
     balance = moved.principal
     moved.principal = 0
-    if plan.holidays == 0 or plan.holiday_interest is HolidayInterest.WAIVED:
+    if plan.holidays == 0:
         return balance, 0
-    interest = sum(round_fraction(balance * r, plan.rules.rounding)
-                   for r in rates[:plan.holidays])
-    if plan.holiday_interest is HolidayInterest.ACCRUED or interest == 0:
-        return balance, interest
-    moved.events.append(rev.InterestCapitalised(state.loan_id, state.open_date, interest))
-    return balance + interest, 0
+    carried, moved.interest = moved.interest, 0  # interest to date: capitalised, not due
+    interest = 0 if plan.holiday_interest is HolidayInterest.WAIVED else sum(
+        round_fraction(balance * r, plan.rules.rounding) for r in rates[:plan.holidays])
+    later = interest if plan.holiday_interest is HolidayInterest.ACCRUED else 0
+    capitalised = carried + interest - later
+    if capitalised:
+        moved.events.append(rev.InterestCapitalised(state.loan_id, state.open_date,
+                                                    capitalised, receivable_minor=carried))
+    return balance + capitalised, later
 
 
 def _new_rows(state: LoanState, plan: _Plan, head: Row | None, past: list[Row],
               starts: list[date], parts: list[tuple[int, int]], moved: _Moved,
               extra_interest: int) -> list[Row]:
-    count = len(parts) - plan.holidays
-    if plan.spread_carried:
-        interest, fee = spread(moved.interest, count), spread(moved.fee, count)
-    else:
-        interest = [moved.interest] + [0] * (count - 1)
-        fee = [moved.fee] + [0] * (count - 1)
-    later = spread(extra_interest, count)
-    padding = [0] * plan.holidays
-    interest, fee, later = padding + interest, padding + fee, padding + later
+    """Rows of the new future; carried amounts and the extra fee go on the first row (the
+    current one: a later prepayment rebuilds the rows after it from the balance alone)."""
+    later = [0] * plan.holidays + spread(extra_interest, len(parts) - plan.holidays)
     first_seq = head.seq if head is not None else (past[-1].seq + 1 if past else 1)
     rows = []
     for k, (principal, new_interest) in enumerate(parts):
-        amortising = k >= plan.holidays
-        fee_new = state.rules.periodic_fee_minor if amortising else 0
-        extra_fee = plan.extra_fee_minor if k == plan.holidays else 0
+        fee_new = state.rules.periodic_fee_minor if k >= plan.holidays else 0
+        carried_i = moved.interest if k == 0 else 0
+        extra_fee = plan.extra_fee_minor if k == 0 else 0
         base = head if (k == 0 and head is not None) else None
         paid_p = base.principal_paid if base else 0
         paid_i = base.interest_paid if base else 0
@@ -423,10 +438,9 @@ def _new_rows(state: LoanState, plan: _Plan, head: Row | None, past: list[Row],
         rows.append(Row(
             seq=first_seq + k, period_start=starts[k], due_date=plan.dates[k],
             principal_due=paid_p + principal, principal_paid=paid_p,
-            interest_due=paid_i + new_interest + interest[k] + later[k], interest_paid=paid_i,
-            interest_recognized=paid_i + interest[k],
-            fee_due=paid_f + fee_new + fee[k] + extra_fee, fee_paid=paid_f,
-            fee_recognized=paid_f + fee[k] + extra_fee))
+            interest_due=paid_i + new_interest + carried_i + later[k], interest_paid=paid_i,
+            interest_recognized=paid_i + carried_i,
+            fee_due=paid_f + fee_new + extra_fee, fee_paid=paid_f, fee_recognized=paid_f))
     return rows
 
 
@@ -491,12 +505,13 @@ def _extension(state: LoanState, request: ChangeRequest, rule: KindPolicy
     if problems:
         raise Refused(problems)
     plan = _Plan(_extend_dates(dates, _frequency(state, request.kind), request.count),
-                 state.rules, spread_carried=False, extra_fee_minor=request.fee_minor)
+                 state.rules, extra_fee_minor=request.fee_minor)
     return _rebuild(state, plan)
 
 
 def _move_single(state: LoanState, request: ChangeRequest) -> tuple[LoanState, list[ev.LoanEvent]]:
-    """A single-period loan's due date moves; interest stays, the fee is charged now."""
+    """A single-period loan's due date moves; interest stays; the fee falls due with it
+    (recognised by close of business on the due date, like a periodic fee)."""
     rows = list(state.installments)
     index = len(rows) - 1
     row = rows[index]
@@ -504,17 +519,12 @@ def _move_single(state: LoanState, request: ChangeRequest) -> tuple[LoanState, l
     if due <= state.open_date:
         raise Refused([_problem(request.kind, "days_max", f"the new due date {due} must be "
                                 f"after the open business date {state.open_date}")])
-    rows[index] = replace(row, due_date=due, fee_due=row.fee_due + request.fee_minor,
-                          fee_recognized=row.fee_recognized + request.fee_minor)
+    rows[index] = replace(row, due_date=due, fee_due=row.fee_due + request.fee_minor)
     start = max(state.last_closed, row.period_start)
     if state.current_index() == index:
         start = restart_date(state)
-    new_state = replace(state, installments=tuple(rows), accrual_start=start,
-                        accrual_base=rows[index].interest_recognized)
-    events: list[ev.LoanEvent] = []
-    if request.fee_minor:
-        events.append(ev.FeeCharged(state.loan_id, state.open_date, request.fee_minor))
-    return new_state, events
+    return replace(state, installments=tuple(rows), accrual_start=start,
+                   accrual_base=rows[index].interest_recognized), []
 
 
 def _reamortise(state: LoanState, request: ChangeRequest, rule: KindPolicy
@@ -525,19 +535,22 @@ def _reamortise(state: LoanState, request: ChangeRequest, rule: KindPolicy
     past = [_clear(row, moved) for row in past]
     if moved.principal + moved.interest + moved.fee == 0:
         raise Refused([_problem(request.kind, "nothing_overdue", "nothing is overdue")])
+    _capitalise_fees(state, moved)
     future = [head, *tail] if head is not None else []
     if not future:
         raise Refused([_problem(request.kind, "no_future_instalments", "no instalment is "
                                 "left to spread the overdue amount over; use re-ageing")])
-    shares = zip(spread(moved.principal, len(future)), spread(moved.interest, len(future)),
-                 spread(moved.fee, len(future)), strict=True)
+    size, step = len(future), rule.spread_multiple_minor
+    first_only = [1] + [0] * (size - 1)  # recognised amounts stay on the current row
+    shares = zip(spread(moved.principal, size, step), [moved.interest * n for n in first_only],
+                 [moved.fee * n for n in first_only], strict=True)
     rows = [replace(r, principal_due=r.principal_due + p, interest_due=r.interest_due + i,
                     interest_recognized=r.interest_recognized + i, fee_due=r.fee_due + f,
                     fee_recognized=r.fee_recognized + f)
             for r, (p, i, f) in zip(future, shares, strict=True)]
     added = rows[0].interest_recognized - future[0].interest_recognized
     return replace(state, installments=tuple(past + rows),
-                   accrual_base=state.accrual_base + added), []
+                   accrual_base=state.accrual_base + added), moved.events
 
 
 def _reage(state: LoanState, request: ChangeRequest, rule: KindPolicy
@@ -591,7 +604,7 @@ def _rate_reduction(state: LoanState, request: ChangeRequest, rule: KindPolicy
                                 f"{rate} asked", floor=rule.rate_floor)])
     dates = _need_future(state, request.kind)
     rules = replace(state.rules, annual_rate=rate)
-    return _rebuild(state, _Plan(tuple(dates), rules, spread_carried=False))
+    return _rebuild(state, _Plan(tuple(dates), rules))
 
 
 def _due_date_change(state: LoanState, request: ChangeRequest, rule: KindPolicy
@@ -603,7 +616,7 @@ def _due_date_change(state: LoanState, request: ChangeRequest, rule: KindPolicy
         raise Refused([_problem(request.kind, "days_max", f"the new first due date must be "
                                 f"after {state.open_date} and within {rule.days_max} days of "
                                 f"{dates[0]}; {first} asked", max=rule.days_max)])
-    plan = _Plan(_regular_dates(first, frequency, len(dates)), state.rules, spread_carried=False)
+    plan = _Plan(_regular_dates(first, frequency, len(dates)), state.rules)
     return _rebuild(state, plan)
 
 
@@ -706,12 +719,14 @@ def _refresh(state: LoanState) -> LoanState:
 
 
 def plan_flows(state: LoanState) -> list[CashFlow]:
-    """The remaining plan as cash flows: −principal of later rows on the open date, then
-    each later row's unpaid total on its due date (rows due by the open date excluded)."""
+    """The remaining plan as cash flows: −the balance it finances on the open date (unpaid
+    principal, interest and fees already recognised, of rows due after the open date), then
+    each such row's unpaid total on its due date (rows due by the open date excluded)."""
     on = state.open_date
     later = [r for r in state.installments if r.due_date > on]
-    principal = sum(r.principal_due - r.principal_paid for r in later)
-    flows = [CashFlow(on, -principal)]
+    financed = sum(r.principal_due - r.principal_paid + r.interest_recognized - r.interest_paid
+                   + r.fee_recognized - r.fee_paid for r in later)
+    flows = [CashFlow(on, -financed)]
     for row in later:
         unpaid = (row.principal_due - row.principal_paid + row.interest_due - row.interest_paid
                   + row.fee_due - row.fee_paid)
@@ -723,13 +738,13 @@ def plan_flows(state: LoanState) -> list[CashFlow]:
 def disclose(state: LoanState) -> Disclosure:
     """The disclosed annualised rate (IRR × periods a year, Regulation Z) of the plan."""
     flows = plan_flows(state)
-    principal = -flows[0].amount_minor
+    financed = -flows[0].amount_minor
     repayable = sum(f.amount_minor for f in flows[1:])
     maturity = flows[-1].on if len(flows) > 1 else None
-    if principal <= 0 or repayable <= principal:
-        return Disclosure(Decimal(0), principal, repayable, maturity)
+    if financed <= 0 or repayable <= financed:
+        return Disclosure(Decimal(0), financed, repayable, maturity)
     unit = None
     if state.rules.frequency is not None and len(flows) > 2:
         unit = UNIT_FOR_FREQUENCY[state.rules.frequency]
     result = annual_rate(flows, Method.REG_Z, unit)
-    return Disclosure(result.annual_rate_nominal, principal, repayable, maturity)
+    return Disclosure(result.annual_rate_nominal, financed, repayable, maturity)

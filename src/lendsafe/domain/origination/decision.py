@@ -203,7 +203,10 @@ def _availability(search: _Search, blocking: list[Reason], product: Product,
     hard = [r for r in blocking if r.severity is not Severity.LIMIT]
     if hard:
         reasons = tuple(hard) + offer.reasons
-        return Availability(product.id, False, 0, offer, reasons,
+        refer_only = all(r.severity is Severity.REFER for r in hard)
+        limit = search.limit(product, term) if refer_only and (
+            not offer.reasons or offer.only_limits) else 0
+        return Availability(product.id, False, limit, offer, reasons,
                             _date_alternative(search, product, amount, term, reasons))
     limit = search.limit(product, term) if not offer.reasons or offer.only_limits else 0
     if offer.available:

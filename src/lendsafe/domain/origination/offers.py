@@ -54,10 +54,11 @@ class Offer:
         return bool(self.reasons) and all(r.severity is Severity.LIMIT for r in self.reasons)
 
 
-def percent(value: Fraction | Decimal) -> str:
-    """A ratio as a percentage with one decimal (``0.4`` → ``40.0%``)."""
-    return f"{format_rate(Decimal(value.numerator) / Decimal(value.denominator) * 100, 1)}%" \
-        if isinstance(value, Fraction) else f"{format_rate(value * 100, 1)}%"
+def percent(value: Fraction | Decimal, places: int = 1) -> str:
+    """A ratio as a percentage (``0.4`` → ``40.0%``)."""
+    if isinstance(value, Fraction):
+        value = Decimal(value.numerator) / Decimal(value.denominator)
+    return f"{format_rate(value * 100, places)}%"
 
 
 def risk_rate(policy: Policy, product: Product, pd: Decimal) -> Decimal:
@@ -84,7 +85,8 @@ def product_gate(policy: Policy, market: Market, case: Case, product: Product) -
     """Rules about the product for this borrower that no amount or term changes."""
     rules = market.jurisdictions[product.jurisdiction]
     reasons: list[Reason] = []
-    if product.jurisdiction != "NONE" and region_code(case.applicant.region) != product.jurisdiction:
+    country = region_code(case.applicant.region)
+    if product.jurisdiction != "NONE" and country != product.jurisdiction:
         reasons.append(policy.reason("product.region", product=product.id,
                                      jurisdiction=product.jurisdiction,
                                      region=case.applicant.region))
@@ -128,8 +130,8 @@ def _legal(policy: Policy, rules: Jurisdiction, quote: Quote) -> list[Reason]:
     for problem in check_quote(rules, quote_facts(quote)):
         if problem.code.endswith(".annual_cost_cap"):
             reasons.append(policy.reason(
-                "pricing.above_cap", rate=percent(Decimal(problem.figures["annual_rate"])),
-                cap=percent(Decimal(problem.figures["cap"])), rule=problem.code))
+                "pricing.above_cap", rate=percent(Decimal(problem.figures["annual_rate"]), 2),
+                cap=percent(Decimal(problem.figures["cap"]), 2), rule=problem.code))
         else:
             reasons.append(policy.reason("legal.limits", jurisdiction=rules.code,
                                          rule=problem.code, detail=problem.message))
@@ -174,7 +176,7 @@ def _affordability(policy: Policy, case: Case, product: Product, payment: Fracti
     }
     code = "affordability.debt_service" if with_obligations else \
         "affordability.payment_to_income"
-    return policy.reason(code, **figures)
+    return policy.reason(code, None, **figures)
 
 
 def _loss_capacity(policy: Policy, case: Case, product: Product, quote: Quote) -> Capacity:

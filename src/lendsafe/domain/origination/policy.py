@@ -17,8 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
-from fractions import Fraction
 from enum import StrEnum
+from fractions import Fraction
 from typing import Any
 
 from lendsafe.domain.money import Currency, parse_amount, parse_rate

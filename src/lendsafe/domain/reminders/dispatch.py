@@ -57,9 +57,10 @@ class Backoff:
         """Delay before retry number ``retry`` (0-based); ``unit`` in [0, 1) drives jitter."""
         if not 0.0 <= unit < 1.0:
             raise ValueError(f"jitter unit must be in [0, 1), got {unit}")
-        raw = min(self.base * (self.factor ** min(retry, 32)), self.cap)
+        raw: timedelta = min(self.base * (self.factor ** min(retry, 32)), self.cap)
         spread = self.jitter_percent / 100
-        return raw * (1 - spread + 2 * spread * unit)
+        scaled: timedelta = raw * (1 - spread + 2 * spread * unit)
+        return scaled
 
 
 @dataclass(frozen=True)

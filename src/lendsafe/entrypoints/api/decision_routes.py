@@ -7,11 +7,8 @@ need staff permissions (``loans.book`` to work the queue, ``control.propose`` to
 promotion, which another person approves through the control routes).
 """
 
-from __future__ import annotations
-
-from typing import Annotated, Any, Literal
-
 from collections.abc import Callable
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
@@ -47,7 +44,7 @@ class PromotionRequest(BaseModel):
 def decision_router(principal: Callable[..., Principal]) -> APIRouter:
     """The router; ``principal`` is the app's dependency resolving the caller."""
     router = APIRouter(tags=["decisions"])
-    Caller = Annotated[Principal, Depends(principal)]  # noqa: N806
+    Caller = Annotated[Principal, Depends(principal)]
 
     @router.post("/applications")
     def apply(request: Request, caller: Caller,

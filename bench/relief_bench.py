@@ -1,0 +1,134 @@
+"""Mass relief for N loans (default 100,000): declare an event, apply it, report.
+
+Usage:  .venv/bin/python bench/relief_bench.py [--loans N] [--backend sqlite|postgresql|both]
+            [--postgres-url URL] [--chunk C]
+
+Builds the close-of-business benchmark's book (loans of every shape, some in arrears with
+penalty), wires the real listeners (audit log, ledger sealer, reminders) through
+``bootstrap.build``, declares a 90-day deferral with penalty waiver for the borrowers'
+region, and times ``ReliefService.apply`` (every covered loan: relief window, old schedule
+kept, due dates moved, penalty waived with journal transfers, credit flags, one audited
+``Change`` per chunk sealed into the ledger). Beside it, in the same process, it times the
+floor: one UPDATE of every covered loan row and one of every instalment row (the least any
+set-based deferral must write), and prints the ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import time
+import uuid
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.engine import make_url
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from eod_bench import CLOSE_FROM, populate, templates  # noqa: E402
+
+from lendsafe.adapters.db import control_tables as ct  # noqa: E402
+from lendsafe.adapters.db import restructure_tables as rt  # noqa: E402
+from lendsafe.adapters.db import tables as t  # noqa: E402
+from lendsafe.bootstrap import build  # noqa: E402
+from lendsafe.config import Settings  # noqa: E402
+from lendsafe.domain.lending.relief import ReliefEvent, ReliefOffer  # noqa: E402
+from lendsafe.services.relief import ReliefService  # noqa: E402
+
+
+def run(url: str, loans: int, chunk: int, label: str, workdir: Path) -> dict[str, Any]:
+    settings = Settings.from_env({"LENDSAFE_DATABASE_URL": url,
+                                  "LENDSAFE_DATA_DIR": str(workdir)})
+    container = build(settings)
+    engine = container.engine
+    started = time.perf_counter()
+    rows = populate(engine, templates(400, random.Random(42)), loans)
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE borrowers SET region = 'GD'"))
+        connection.execute(t.business_calendar.insert().values(id=1, open_date=CLOSE_FROM))
+        if engine.dialect.name == "postgresql":
+            connection.execute(text("ANALYZE"))
+    print(f"[{label}] built {loans:,} loans / {rows:,} instalments in "
+          f"{time.perf_counter() - started:.1f} s", flush=True)
+    relief = ReliefService(container.lending, chunk_size=chunk)
+    event = ReliefEvent("bench flood", date(2026, 3, 1), date(2026, 5, 31), frozenset({"GD"}),
+                        offer=ReliefOffer(deferral_days=90, waive_penalty=True))
+    event_id = relief.declare(event)["event_id"]
+    started = time.perf_counter()
+    result = relief.apply(event_id)
+    seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    relief.report(event_id)
+    report_seconds = time.perf_counter() - started
+    with engine.connect() as connection:
+        journal = connection.execute(select(func.count()).select_from(t.journal).where(
+            t.journal.c.reference == f"relief:{event_id}")).scalar_one()
+        audited = connection.execute(select(func.count()).select_from(ct.audit_records).where(
+            ct.audit_records.c.action == "relief.apply")).scalar_one()
+        history = connection.execute(select(func.count()).select_from(
+            rt.schedule_versions)).scalar_one()
+    floor_seconds = floor(engine)
+    container.engine.dispose()
+    return {"label": label, "loans": result["loans_covered"], "seconds": seconds,
+            "report_seconds": report_seconds, "journal": journal, "audit_records": audited,
+            "history_rows": history, "floor": floor_seconds}
+
+
+def floor(engine: Any) -> float:
+    """One UPDATE of every loan row and one of every instalment row (rolled back)."""
+    started = time.perf_counter()
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE loans SET relief_until_day = relief_until_day + 1"))
+        connection.execute(text("UPDATE installments SET due_day = due_day + 1"))
+        connection.rollback()
+    return time.perf_counter() - started
+
+
+def run_postgres(url: str, loans: int, chunk: int, workdir: Path) -> dict[str, Any]:
+    name = f"lendsafe_relief_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        target = make_url(url).set(database=name).render_as_string(hide_password=False)
+        return run(target, loans, chunk, "postgresql", workdir)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--loans", type=int, default=100_000)
+    parser.add_argument("--chunk", type=int, default=20_000)
+    parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--postgres-url",
+                        default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--workdir", default="var/bench/relief")
+    args = parser.parse_args()
+    print("command:", " ".join([Path(sys.executable).name, *sys.argv]))
+    workdir = Path(args.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    results = []
+    if args.backend in ("sqlite", "both"):
+        path = workdir / "relief.sqlite"
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(path) + suffix).unlink(missing_ok=True)
+        results.append(run(f"sqlite:///{path}", args.loans, args.chunk, "sqlite", workdir))
+    if args.backend in ("postgresql", "both"):
+        results.append(run_postgres(args.postgres_url, args.loans, args.chunk, workdir))
+    for r in results:
+        print(f"[{r['label']}] relief apply for {r['loans']:,} loans: {r['seconds']:.2f} s "
+              f"({r['loans'] / r['seconds']:,.0f} loans/s); journal entries {r['journal']:,}; "
+              f"audit records {r['audit_records']}; schedule history rows "
+              f"{r['history_rows']:,}; report {r['report_seconds']:.2f} s; floor (2 UPDATEs) "
+              f"{r['floor']:.2f} s; ratio to floor {r['seconds'] / r['floor']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,140 @@
+"""Mass relief: the set-based apply equals the pure reference; during the event covered
+loans accrue no penalty and get no worse status; after it normal servicing resumes on the
+new schedule (SQL close of business checked against ``close_day`` day by day); loans
+outside the event are untouched; overlapping events are refused."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import date, timedelta
+
+import pytest
+from sqlalchemy import select
+
+import lendsafe.domain.ledger.restructure_posting  # noqa: F401
+from lendsafe.adapters.db import restructure_tables as rt
+from lendsafe.adapters.db import tables as t
+from lendsafe.adapters.db.repository import load_loan, servicing_columns
+from lendsafe.domain import events as ev
+from lendsafe.domain.ledger.posting import postings
+from lendsafe.domain.lending.loan import LoanState, close_day
+from lendsafe.domain.lending.product import Term, TermUnit
+from lendsafe.domain.lending.relief import ReliefEvent, ReliefOffer, apply_relief
+from lendsafe.domain.problems import Refused
+from lendsafe.services.lending import LendingService
+from lendsafe.services.relief import ReliefService
+
+BOOKS = [("cn-bullet", 300_000, Term(30, TermUnit.DAYS)),
+         ("cn-annuity", 1_200_000, Term(6, TermUnit.MONTHS)),
+         ("cn-equal-principal", 1_000_000, Term(4, TermUnit.MONTHS)),
+         ("cn-weekly", 300_000, Term(12, TermUnit.WEEKS)),
+         ("cn-biweekly", 900_000, Term(12, TermUnit.WEEKS)),
+         ("cn-interest-only", 800_000, Term(3, TermUnit.MONTHS))]
+EVENT = ReliefEvent("flood 2026", date(2026, 4, 1), date(2026, 5, 15), frozenset({"GD"}),
+                    offer=ReliefOffer(deferral_days=45, waive_penalty=True))
+
+
+def _comparable(state: LoanState) -> dict[str, object]:
+    return {**servicing_columns(state), "rows": state.installments}
+
+
+def _postings(events: list[object]) -> Counter[tuple[str, str, str, int]]:
+    return Counter((p.kind, p.debit.value, p.credit.value, p.amount_minor)
+                   for e in events for p in postings(e))  # type: ignore[arg-type]
+
+
+def _journal(service: LendingService) -> dict[int, Counter[tuple[str, str, str, int]]]:
+    result: dict[int, Counter[tuple[str, str, str, int]]] = {}
+    with service.engine.connect() as connection:
+        for row in connection.execute(select(t.journal)):
+            key = (row.kind, row.debit_account, row.credit_account, row.amount_minor)
+            result.setdefault(row.loan_id, Counter())[key] += 1
+    return result
+
+
+def _book(service: LendingService) -> tuple[list[int], list[int]]:
+    covered, outside = [], []
+    for n, (product, amount, term) in enumerate(BOOKS * 2):
+        region = "GD" if n % 2 == 0 else "FJ"
+        loan_id = service.book(f"b{n}", product, amount, term, region=region)
+        (covered if region == "GD" else outside).append(loan_id)
+    return covered, outside
+
+
+def test_relief_apply_and_servicing_during_and_after(service: LendingService) -> None:
+    relief = ReliefService(service, chunk_size=5)
+    covered, outside = _book(service)
+    service.close_business(date(2026, 4, 14))  # most loans are now past due
+    with service.engine.connect() as connection:
+        reference = {i: load_loan(connection, i).state for i in covered + outside}
+    expected = _journal(service)
+    event_id = relief.declare(EVENT)["event_id"]
+    on = service.open_date()
+    assert relief.apply(event_id)["loans_covered"] == len(covered)
+    assert relief.apply(event_id)["loans_covered"] == 0  # a second run changes nothing
+    for loan_id in covered:
+        reference[loan_id], events = apply_relief(reference[loan_id], EVENT, event_id, on)
+        expected[loan_id] += _postings(list(events))
+    _check_equal(service, reference)
+    statuses: dict[int, tuple[int, str]] = {}
+    resumed = set()
+    for _ in range(120):
+        service.close_business(on)
+        for loan_id, state in reference.items():
+            reference[loan_id], events = close_day(state, on)
+            expected[loan_id] += _postings(list(events))
+            if loan_id in covered and on <= EVENT.ends_on:
+                assert not any(isinstance(e, ev.PenaltyAccrued) for e in events), (loan_id, on)
+                assert reference[loan_id].days_past_due <= statuses.get(
+                    loan_id, (state.days_past_due, ""))[0], (loan_id, on)
+                statuses[loan_id] = (reference[loan_id].days_past_due, reference[loan_id].bucket)
+            elif loan_id in covered and any(isinstance(e, ev.PenaltyAccrued) for e in events):
+                resumed.add(loan_id)  # normal servicing after the event
+        _check_equal(service, reference)
+        on += timedelta(days=1)
+    assert _journal(service) == expected
+    assert len(resumed) >= len(covered) // 2, resumed
+    report = relief.report(event_id)
+    assert report["uptake"]["covered"] == len(covered) and report["phase"] == "after"
+
+
+def _check_equal(service: LendingService, reference: dict[int, LoanState]) -> None:
+    with service.engine.connect() as connection:
+        for loan_id, state in reference.items():
+            stored = load_loan(connection, loan_id)
+            assert _comparable(stored.state) == _comparable(state), loan_id
+            assert stored.maturity_date == state.installments[-1].due_date, loan_id
+
+
+def test_overlapping_events_and_bad_dates_are_refused(service: LendingService) -> None:
+    relief = ReliefService(service)
+    relief.declare(EVENT)
+    with pytest.raises(Refused) as refused:
+        relief.declare(ReliefEvent("second", date(2026, 5, 1), date(2026, 6, 1)))
+    assert refused.value.problems[0].code == "relief.overlap"
+    other = relief.declare(ReliefEvent("elsewhere", date(2026, 5, 1), date(2026, 6, 1),
+                                       frozenset({"FJ"})))
+    with pytest.raises(Refused) as refused:  # the open date 2026-03-02 is before the event
+        relief.apply(other["event_id"])
+    assert refused.value.problems[0].code == "relief.window"
+    with service.engine.connect() as connection:
+        assert connection.execute(select(rt.relief_applications)).first() is None
+
+
+def test_offered_relief_is_accepted_one_loan_at_a_time(service: LendingService) -> None:
+    relief = ReliefService(service)
+    covered, _ = _book(service)
+    offer = ReliefEvent("offer", date(2026, 3, 1), date(2026, 4, 30), frozenset({"GD"}),
+                        offer=ReliefOffer(deferral_days=30), mode="offer")
+    event_id = relief.declare(offer)["event_id"]
+    assert relief.apply(event_id)["loans_covered"] == len(covered)
+    with service.engine.connect() as connection:
+        before = load_loan(connection, covered[1]).state
+    relief.accept(event_id, covered[1], "borrower")
+    with service.engine.connect() as connection:
+        after = load_loan(connection, covered[1]).state
+    assert [r.due_date for r in after.installments] == [
+        r.due_date + timedelta(days=30) for r in before.installments]
+    assert after.relief_from == date(2026, 3, 2) and after.relief_until == date(2026, 4, 30)
+    with pytest.raises(Refused, match="no open offer"):
+        relief.accept(event_id, covered[1], "borrower")
