@@ -9,7 +9,8 @@
    quote cache cold and warm. Applications are drawn from the German credit rows with random
    products, amounts, terms and incomes (seed 7).
 2. HTTP: ``uvicorn`` serving the app (2 worker processes, SQLite file in a temp dir) on
-   loopback; an open-loop load generator in this process sends ``POST /applications`` at a
+   loopback; an open-loop load generator in this process (raw asyncio HTTP/1.1 on 32 keep-alive
+   connections; latency counted from each request's due time) sends ``POST /applications`` at a
    fixed rate for a fixed time (bounded: rate x seconds requests), measuring each latency.
 3. Batch scoring: the scorecard on a 50,000-row table (raw columns in, scores, PDs and top-4
    reason indices out), beside the peers' own batch scorers from docs/bench-credit.md.
@@ -192,40 +193,65 @@ def http(models_dir: Path, rate: int, seconds: int) -> dict[str, Any]:
         server.wait(timeout=30)
 
 
+class _Connection:
+    """One keep-alive HTTP/1.1 connection (a tiny client: the load generator must stay cheap)."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def post(self, path: str, headers: str, body: bytes) -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+        assert self.reader is not None
+        self.writer.write(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{headers}"
+                          f"Content-Type: application/json\r\nContent-Length: {len(body)}"
+                          "\r\n\r\n".encode() + body)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head.split(b" ", 2)[1])
+        length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                      if line.lower().startswith(b"content-length:"))
+        return status, await self.reader.readexactly(length)
+
+
 async def _load(port: int, key: str, rate: int, seconds: int) -> dict[str, Any]:
-    import httpx
-
     total = rate * seconds
-    bodies = applications(total + 200, seed=11)
-    url = f"http://127.0.0.1:{port}/applications"
-    headers = {"Authorization": f"Bearer {key}"}
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-    async with httpx.AsyncClient(headers=headers, limits=limits, timeout=10.0) as client:
-        await _wait_ready(client, port)
-        for body in bodies[total:]:  # warm-up, not measured
-            await client.post(url, json=body)
-        latencies: list[float] = []
-        errors: list[str] = []
+    bodies = [json.dumps(b).encode() for b in applications(total + 200, seed=11)]
+    headers = f"Authorization: Bearer {key}\r\n"
+    idle: asyncio.Queue[_Connection] = asyncio.Queue()
+    for _ in range(32):
+        idle.put_nowait(_Connection(port))
+    await _wait_ready(port)
+    warm = await idle.get()
+    for body in bodies[total:]:  # warm-up, not measured
+        await warm.post("/applications", headers, body)
+    idle.put_nowait(warm)
+    latencies: list[float] = []
+    errors: list[str] = []
 
-        async def one(body: dict[str, Any]) -> None:
-            start = time.perf_counter()
-            try:
-                response = await client.post(url, json=body)
-                if response.status_code != 200:
-                    errors.append(f"{response.status_code} {response.text[:200]}")
-            except httpx.HTTPError as error:
-                errors.append(repr(error))
-            latencies.append(time.perf_counter() - start)
+    async def one(body: bytes, due: float) -> None:
+        connection = await idle.get()  # waiting for a connection counts in the latency
+        try:
+            status, text = await connection.post("/applications", headers, body)
+            if status != 200:
+                errors.append(f"{status} {text[:200]!r}")
+        except (OSError, asyncio.IncompleteReadError) as error:
+            errors.append(repr(error))
+            connection = _Connection(port)
+        latencies.append(time.perf_counter() - due)
+        idle.put_nowait(connection)
 
-        began = time.perf_counter()
-        tasks = []
-        for i, body in enumerate(bodies[:total]):
-            delay = began + i / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(body)))
-        await asyncio.gather(*tasks)
-        elapsed = time.perf_counter() - began
+    began = time.perf_counter()
+    tasks = []
+    for i, body in enumerate(bodies[:total]):
+        due = began + i / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(body, due)))
+    await asyncio.gather(*tasks)
+    elapsed = time.perf_counter() - began
     p50, p99, worst = percentiles(latencies)
     return {"requests": total, "rate": rate, "seconds": seconds, "elapsed": elapsed,
             "achieved_rate": total / elapsed, "errors": len(errors),
@@ -233,12 +259,13 @@ async def _load(port: int, key: str, rate: int, seconds: int) -> dict[str, Any]:
             "max_ms": worst / 1000}
 
 
-async def _wait_ready(client: Any, port: int) -> None:
+async def _wait_ready(port: int) -> None:
     for _ in range(300):
         try:
-            await client.get(f"http://127.0.0.1:{port}/docs")
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
             return
-        except Exception:
+        except OSError:
             await asyncio.sleep(0.1)
     raise RuntimeError("server did not start")
 

@@ -29,15 +29,14 @@ from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from eod_bench import CLOSE_FROM, populate, templates  # noqa: E402
-
-from lendsafe.adapters.db import control_tables as ct  # noqa: E402
-from lendsafe.adapters.db import restructure_tables as rt  # noqa: E402
-from lendsafe.adapters.db import tables as t  # noqa: E402
-from lendsafe.bootstrap import build  # noqa: E402
-from lendsafe.config import Settings  # noqa: E402
-from lendsafe.domain.lending.relief import ReliefEvent, ReliefOffer  # noqa: E402
-from lendsafe.services.relief import ReliefService  # noqa: E402
+from eod_bench import CLOSE_FROM, populate, templates
+from lendsafe.adapters.db import control_tables as ct
+from lendsafe.adapters.db import restructure_tables as rt
+from lendsafe.adapters.db import tables as t
+from lendsafe.bootstrap import build
+from lendsafe.config import Settings
+from lendsafe.domain.lending.relief import ReliefEvent, ReliefOffer
+from lendsafe.services.relief import ReliefService
 
 
 def run(url: str, loans: int, chunk: int, label: str, workdir: Path) -> dict[str, Any]:

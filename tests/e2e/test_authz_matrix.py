@@ -179,6 +179,17 @@ EXPECTED: dict[tuple[str, str], dict[str, str]] = {
     ("POST", "/referrals/{referral_id}/decision"): rule(
         set(), hidden={"underwriter", "operations"}),
     ("POST", "/models/promotions"): rule(PROPOSERS),
+    # flexible repayment (repayment_routes.py): plans for any caller; a hardship request
+    # only from the borrower; previews and the hardship queue need loans.read; a submission
+    # also control.propose (the maker); the matrix uses an unknown relief event, so callers
+    # allowed through reach the look-up (404)
+    ("POST", "/plans"): rule(AUTHENTICATED),
+    ("POST", "/loans/{loan_id}/hardship"): rule({"borrower"}),
+    ("GET", "/hardship-requests"): rule(LOAN_READERS),
+    ("POST", "/loans/{loan_id}/restructure/preview"): rule(LOAN_READERS),
+    ("POST", "/loans/{loan_id}/restructure"): rule(LOAN_READERS & PROPOSERS),
+    ("POST", "/relief/{event_id}/accept"): rule(set(), hidden=AUTHENTICATED),
+    ("GET", "/relief/{event_id}/report"): rule(set(), hidden=LOAN_READERS),
     # ends the caller's session; an API key has no session (403)
     ("POST", "/auth/logout"): rule(AUTHENTICATED - {"integration"}),
 }
@@ -210,7 +221,7 @@ def request_for(world: World, key: tuple[str, str]) -> tuple[str, str, dict[str,
     action_id = _fresh_action(world) if path.startswith("/control/actions/{") else 0
     path = path.format(loan_id=world.loan_id, borrower_id=world.borrower_id,
                        payment_id=world.payment_id, entry_id=1, action_id=action_id,
-                       referral_id=999_999)
+                       referral_id=999_999, event_id=999_999)
     bodies: dict[tuple[str, str], Callable[[], dict[str, Any]]] = {
         ("POST", "/quotes"): lambda: {"json": {"product": "cn-bullet", "amount": "500.00",
                                                "term": "14d"}},
@@ -243,6 +254,14 @@ def request_for(world: World, key: tuple[str, str]) -> tuple[str, str, dict[str,
             "json": {"model_id": "no-such-model", "reason": "matrix"}},
         ("PUT", "/borrowers/{borrower_id}/personal-data"): lambda: {
             "json": {"address": "2 Short Street"}},
+        ("POST", "/plans"): lambda: {"json": {"income": "8000.00", "obligations": "1000.00",
+                                              "amount": "3000.00"}},
+        ("POST", "/loans/{loan_id}/hardship"): lambda: {"json": {"reason": "matrix"}},
+        ("POST", "/loans/{loan_id}/restructure/preview"): lambda: {"json": {
+            "kind": "deferral", "count": 1}},
+        ("POST", "/loans/{loan_id}/restructure"): lambda: {"json": {
+            "kind": "deferral", "count": 1, "reason": "matrix"}},
+        ("POST", "/relief/{event_id}/accept"): lambda: {"json": {"loan_id": world.loan_id}},
     }
     return method, path, bodies.get(key, dict)()
 
@@ -276,7 +295,9 @@ def outcome(status: int) -> str:
 def test_every_route_has_a_row(world: World) -> None:
     served = app_routes(world)
     missing = served - set(EXPECTED) - PUBLIC
-    assert not missing, f"routes without an authorisation row: {sorted(missing)}"
+    assert not missing, (f"routes without an authorisation row: {sorted(missing)}; add each "
+                         "to EXPECTED (role → allow/deny/hidden) in tests/e2e/test_authz_matrix.py "
+                         "and a request body to request_for()")
     assert not (set(EXPECTED) | PUBLIC) - served, "rows for routes that no longer exist"
 
 

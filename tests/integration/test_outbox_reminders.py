@@ -231,7 +231,9 @@ def test_stuck_lease_is_recovered_without_a_double(service: LendingService,
         context = store.load_context(connection, rows, T0_AT)
     from lendsafe.services.reminder_dispatch import _Batch
 
-    crashed._handle(next(r for r in rows if r["step_code"] == "T0"), context, _Batch(T0_AT))
+    batch = _Batch(T0_AT)
+    crashed._handle(next(r for r in rows if r["step_code"] == "T0"), context, batch)
+    crashed._flush(batch, T0_AT + timedelta(minutes=1))  # sent; never recorded
     key = dedup_key(str(loan_id), 1, "T0", "app_push")
     assert fake.count(key) == 1 and _t0(service.engine, loan_id).inflight
     _drain(_worker(service.engine, fake, T0_AT + timedelta(seconds=10)))

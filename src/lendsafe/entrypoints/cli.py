@@ -25,6 +25,7 @@ from lendsafe.entrypoints.cli_audit import audit_app
 from lendsafe.entrypoints.cli_ledger import ledger_app
 from lendsafe.entrypoints.cli_decide import decide as decide_command
 from lendsafe.entrypoints.cli_remind import remind_app
+from lendsafe.entrypoints.cli_repay import mount as mount_repayment
 from lendsafe.entrypoints.cli_users import users_app
 
 app = typer.Typer(help="lendsafe: a micro-lending platform that keeps loans from going bad.",
@@ -370,6 +371,7 @@ app.add_typer(ledger_app, name="ledger", help="Tamper-evident ledger: verify, he
 app.add_typer(audit_app, name="audit", help="Audit records and the auditor's report.")
 app.add_typer(users_app, name="users", help="Staff users, TOTP and key rotation.")
 app.add_typer(remind_app, name="remind", help="Repayment reminders: plan, dispatch, report.")
+mount_repayment(app)  # plans, restructure, hardship, relief (cli_repay.py)
 app.command("decide")(decide_command)
 
 

@@ -128,7 +128,7 @@ class DecisionService:
                 row: dict[str, Any], decision: Decision,
                 scores: tuple[ModelScore, ModelScore | None, ModelScore],
                 on: date) -> dict[str, Any]:
-        champion, challenger, used = scores
+        _, challenger, used = scores
         now = self.lending.clock()
         inputs = canonical_json(parsed.stored)
         digest = hashlib.sha256(inputs.encode()).hexdigest()

@@ -73,6 +73,7 @@ KINDS: dict[str, tuple[str, str, Callable[[Any], bytes]]] = {
     "audit": ("audit_records", AUDIT_COLUMNS, audit_bytes),
 }
 _COPY_THRESHOLD = 500
+SEAL_CHUNK = 100_000
 
 
 def _utc_now() -> datetime:
@@ -187,46 +188,65 @@ class Ledger:
     # -- sealing -------------------------------------------------------------------
     def seal(self, connection: Connection, expected: RowFilter | None = None,
              actor: str = "system") -> SealResult:
-        """Append every unsealed journal entry and audit record to the log (this transaction)."""
+        """Append every unsealed journal entry and audit record to the log (this transaction).
+
+        Rows are read and appended in chunks of :data:`SEAL_CHUNK` (bounded memory when close
+        of business seals a million entries); the order stays: journal by id, then audit.
+        """
         state = self._state(connection, lock=True)
-        journal, j_mark, j_gaps, j_filled = self._unsealed(connection, "journal",
-                                                           state.journal_watermark)
-        unexpected = [r for r in journal if expected is not None and not expected(r)]
-        if unexpected:
-            self.audit.record(connection, actor=actor, action="ledger.unexpected",
-                              target="journal_entries",
-                              after={"ids": [r[0] for r in unexpected[:1000]],
-                                     "count": len(unexpected)},
-                              reason="journal rows the sealing change did not write")
-        audit, a_mark, a_gaps, a_filled = self._unsealed(connection, "audit",
-                                                         state.audit_watermark)
         frontier = MerkleFrontier.from_bytes(bytes(state.frontier))
-        hashes = leaf_hashes([journal_bytes(r) for r in journal]
-                             + [audit_bytes(r) for r in audit])
-        refs = [("journal", r[0]) for r in journal] + [("audit", r[0]) for r in audit]
-        start = frontier.size
-        if hashes:
-            _insert_leaves(connection, [(start + i, k, ref, h)
-                                        for i, ((k, ref), h) in enumerate(zip(refs, hashes,
-                                                                             strict=True))])
-            frontier = extend_frontier(frontier, hashes)
-        self._save_state(connection, frontier, j_mark, a_mark)
-        self._save_gaps(connection, {"journal": (j_gaps, j_filled), "audit": (a_gaps, a_filled)})
-        if hashes:
+        marks = {"journal": int(state.journal_watermark), "audit": int(state.audit_watermark)}
+        unexpected: list[int] = []
+        appended = 0
+        for kind in ("journal", "audit"):
+            if kind == "audit" and unexpected:
+                self.audit.record(connection, actor=actor, action="ledger.unexpected",
+                                  target="journal_entries",
+                                  after={"ids": unexpected[:1000], "count": len(unexpected)},
+                                  reason="journal rows the sealing change did not write")
+            first, more = True, True
+            while more:
+                rows, marks[kind], more = self._seal_chunk(connection, kind, marks[kind], first)
+                first = False
+                if kind == "journal" and expected is not None:
+                    unexpected += [int(r[0]) for r in rows if not expected(r)]
+                frontier = self._append(connection, frontier, kind, rows)
+                appended += len(rows)
+        self._save_state(connection, frontier, marks["journal"], marks["audit"])
+        if appended:
             connection.execute(insert(lt.ledger_heads).values(
                 kind="checkpoint", size=frontier.size, root=frontier.root(),
                 issued_micros=micros(self.clock())))
-        return SealResult(len(hashes), frontier.size, frontier.root(), len(unexpected))
+        return SealResult(appended, frontier.size, frontier.root(), len(unexpected))
+
+    def _seal_chunk(self, connection: Connection, kind: str, watermark: int, first: bool
+                    ) -> tuple[list[tuple[Any, ...]], int, bool]:
+        """The next chunk of unsealed rows (gap rows with the first); moves gaps."""
+        rows, mark, gaps, filled = self._unsealed(connection, kind, watermark, first)
+        self._save_gaps(connection, {kind: (gaps, filled)})
+        return rows, mark, len(rows) - len(filled) >= SEAL_CHUNK
 
     @staticmethod
-    def _unsealed(connection: Connection, kind: str, watermark: int
+    def _append(connection: Connection, frontier: MerkleFrontier, kind: str,
+                rows: list[tuple[Any, ...]]) -> MerkleFrontier:
+        if not rows:
+            return frontier
+        hashes = leaf_hashes([KINDS[kind][2](r) for r in rows])
+        start = frontier.size
+        _insert_leaves(connection, [(start + i, kind, int(r[0]), h)
+                                    for i, (r, h) in enumerate(zip(rows, hashes, strict=True))])
+        return extend_frontier(frontier, hashes)
+
+    @staticmethod
+    def _unsealed(connection: Connection, kind: str, watermark: int, with_gaps: bool = True
                   ) -> tuple[list[tuple[Any, ...]], int, list[int], list[int]]:
-        """(rows ordered by id, new watermark, new gaps, gap ids now filled)."""
+        """(rows ordered by id, new watermark, new gaps, gap ids now filled), one chunk."""
         table, columns, _encode = KINDS[kind]
-        rows = raw_rows(connection, f"SELECT {columns} FROM {table} WHERE id > :w ORDER BY id",
-                        {"w": watermark})
+        rows = raw_rows(connection, f"SELECT {columns} FROM {table} WHERE id > :w ORDER BY id "
+                        f"LIMIT {SEAL_CHUNK}", {"w": watermark})
         filled = raw_rows(connection, f"SELECT {columns} FROM {table} WHERE id IN (SELECT "
-                          f"ref_id FROM ledger_gaps WHERE kind = :k) ORDER BY id", {"k": kind})
+                          f"ref_id FROM ledger_gaps WHERE kind = :k) ORDER BY id",
+                          {"k": kind}) if with_gaps else []
         gaps: list[int] = []
         previous = watermark
         for row in rows:

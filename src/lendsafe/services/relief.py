@@ -1,13 +1,17 @@
 """Mass relief use cases: declare an event, apply it set-based, accept an offer, report.
 
 ``apply`` runs a handful of SQL statements per chunk of loan ids (one transaction each, no
-per-loan round trips): record the covered loans, keep their old schedules, move their due
-dates (when the offer defers), set the relief window on the loan rows, waive accrued
+per-loan round trips): record the covered loans, move their due dates (when the offer
+defers), set the relief window on the loan rows, waive accrued
 penalty with journal transfers, flag credit reporting, and publish one
 ``Change(action="relief.apply")`` per chunk with a ``ReliefApplied`` event per loan (audit,
 ledger sealing and reminders listen). A chunk is guarded by the ``relief_applications``
 row (status ``pending`` inside the transaction), so a run killed midway and run again
-finishes where one clean run would. The statements implement
+finishes where one clean run would. A relief deferral moves dates only, so the old
+schedule is not copied: it is the current one with every instalment due on or after
+``applied_day + deferral_days`` moved back ``deferral_days`` (``relief_applications``
+keeps both); an accepted offer and every restructuring copy the old rows to
+``schedule_versions``. The statements implement
 ``lendsafe.domain.lending.relief.apply_relief``; tests compare them with it.
 """
 
@@ -92,16 +96,8 @@ def _penalty_statements(chosen: str) -> list[tuple[str, str]]:
 
 
 def _deferral_statements(chosen: str, dialect: str) -> list[tuple[str, str]]:
-    columns = ("seq, period_start, due_date, principal_due_minor, interest_due_minor, "
-               "fee_due_minor, principal_paid_minor, interest_paid_minor, fee_paid_minor, "
-               "interest_recognized_minor, fee_recognized_minor")
     later = "installments.seq > loans.cur_seq"
     return [
-        ("history", "INSERT INTO schedule_versions (loan_id, replaced_by, business_day, "
-         f"{columns}) SELECT i.loan_id, :ref, :p, "
-         + ", ".join(f"i.{c.strip()}" for c in columns.split(","))
-         + f" FROM installments i JOIN relief_applications rel ON rel.loan_id = i.loan_id "
-         f"WHERE {PENDING} AND i.due_day >= :p"),
         ("shift", "UPDATE installments SET due_day = installments.due_day + :shift, "
          f"due_date = {_shift('installments.due_date', dialect)}, "
          f"start_day = CASE WHEN {later} THEN installments.start_day + :shift "

@@ -21,7 +21,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -39,11 +39,13 @@ from lendsafe.adapters.db import reminder_store as store
 from lendsafe.config import ReminderSettings
 from lendsafe.domain.reminders import dispatch as d
 from lendsafe.domain.reminders.messages import Money
-from lendsafe.domain.reminders.policy import ReminderPolicy, default_policy
+from lendsafe.domain.reminders.policy import ReminderPolicy, ReminderStep, default_policy
+from lendsafe.domain.reminders.quiet_hours import QuietHours
 from lendsafe.domain.reminders.templates import TemplateCatalog, TemplateError, render
 from lendsafe.services.reminders import AddressSealer, PlainSealer, utc_now
 
 log = logging.getLogger(__name__)
+_SWEEP_EVERY = timedelta(seconds=5)  # expired steps are rare: no need to look every batch
 Clock = Callable[[], datetime]
 _HOW_TO_PAY = {"zh": "App内还款或银行转账", "en": "in the app or by bank transfer"}
 
@@ -67,6 +69,8 @@ class _Batch:
     updates: list[dict[str, Any]] = field(default_factory=list)
     attempts: list[dict[str, Any]] = field(default_factory=list)
     deliveries: list[dict[str, Any]] = field(default_factory=list)
+    outgoing: list[tuple[dict[str, Any], d.StepState, int, OutboundMessage]] = field(
+        default_factory=list)
 
 
 class Worker:
@@ -91,6 +95,9 @@ class Worker:
         self.after_claim = after_claim
         self.stats = WorkerStats()
         self._last_idle_check: datetime | None = None
+        self._last_sweep: datetime | None = None
+        self._zones: dict[tuple[str, str | None, str | None], tuple[tzinfo, QuietHours]] = {}
+        self._steps: dict[tuple[str, str], ReminderStep] = {}
         self.backoff = d.Backoff(base=timedelta(seconds=self.settings.backoff_base_seconds),
                                  cap=timedelta(seconds=self.settings.backoff_cap_seconds))
         self.escalation: d.Escalation = (
@@ -131,7 +138,9 @@ class Worker:
         now = self.clock()
         owner = f"{self.worker_id}:{uuid.uuid4().hex[:8]}"
         with self.engine.begin() as connection:
-            store.sweep(connection, now)
+            if self._last_sweep is None or now - self._last_sweep >= _SWEEP_EVERY:
+                store.sweep(connection, now)
+                self._last_sweep = now
             rows = store.claim(connection, owner, now,
                                timedelta(seconds=self.settings.lease_seconds),
                                self.settings.batch_size)
@@ -146,6 +155,7 @@ class Worker:
             if self.clock() >= deadline:
                 break  # the lease is running out: leave the rest to a later claimant
             self._handle(row, context, batch)
+        self._flush(batch, deadline)
         with self.engine.begin() as connection:
             store.record(connection, owner, batch.updates, batch.attempts, batch.deliveries)
         self.stats.batches += 1
@@ -175,9 +185,7 @@ class Worker:
                        outstanding: int, batch: _Batch) -> None:
         policy = self.policies[row["policy_id"]]
         contact = context["contacts"].get(row["borrower_id"])
-        tz = ZoneInfo(contact.time_zone if contact else self.settings.default_time_zone)
-        own = store.parse_quiet_hours(contact.quiet_hours if contact else None)
-        quiet = (own or policy.default_quiet_hours).union(policy.legal_quiet_hours)
+        tz, quiet = self._zone_and_quiet(policy, contact)
         history = context["history"].setdefault(row["loan_id"], [])
         gate = d.send_gate(batch.now, tz, quiet, policy.caps, history, state.expires_at)
         if gate.verdict == "missed":
@@ -195,8 +203,20 @@ class Worker:
         if index is None:
             self._no_channel(row, state, addresses, opt_outs, batch)
             return
-        if self._send(row, state, index, addresses[state.channels[index]], outstanding, batch):
-            history.append(batch.now)  # caps count this contact for the rest of the batch
+        if self._prepare(row, state, index, addresses[state.channels[index]], outstanding,
+                         batch):
+            history.append(batch.now)  # counted now: caps hold for the rest of the batch
+
+    def _zone_and_quiet(self, policy: ReminderPolicy, contact: Any) -> tuple[tzinfo, QuietHours]:
+        key = (policy.policy_id, contact.time_zone if contact else None,
+               contact.quiet_hours if contact else None)
+        found = self._zones.get(key)
+        if found is None:
+            tz = ZoneInfo(key[1] or self.settings.default_time_zone)
+            own = store.parse_quiet_hours(key[2])
+            found = (tz, (own or policy.default_quiet_hours).union(policy.legal_quiet_hours))
+            self._zones[key] = found
+        return found
 
     def _no_channel(self, row: dict[str, Any], state: d.StepState, addresses: Any,
                     opt_outs: set[str], batch: _Batch) -> None:
@@ -212,9 +232,9 @@ class Worker:
                                   self.backoff, self.rng.random())
         self._apply(row, decision, batch)
 
-    def _send(self, row: dict[str, Any], state: d.StepState, index: int,
-              sealed: tuple[str, str], outstanding: int, batch: _Batch) -> bool:
-        """Send on channel ``index``; returns whether the borrower may have been reached."""
+    def _prepare(self, row: dict[str, Any], state: d.StepState, index: int,
+                 sealed: tuple[str, str], outstanding: int, batch: _Batch) -> bool:
+        """Render the message for channel ``index`` and queue it; False if it cannot be."""
         channel = state.channels[index]
         key = f"{row['step_key']}:{channel}"
         try:
@@ -222,22 +242,49 @@ class Worker:
         except (TemplateError, ChannelError, ValueError) as error:
             self._finish(row, batch, "blocked", f"cannot build the message: {error}")
             return False
-        result = self._call(channel, message)
+        batch.outgoing.append((row, state, index, message))
+        return True
+
+    def _flush(self, batch: _Batch, deadline: datetime) -> None:
+        """Send the queued messages (one call per adapter that takes batches) and decide."""
+        groups: dict[int, list[tuple[dict[str, Any], d.StepState, int, OutboundMessage]]] = {}
+        for item in batch.outgoing:
+            groups.setdefault(id(self.channels[item[3].channel]), []).append(item)
+        for items in groups.values():
+            adapter = self.channels[items[0][3].channel]
+            if hasattr(adapter, "send_batch"):
+                results = self._call_batch(adapter, [item[3] for item in items])
+                for item, result in zip(items, results, strict=True):
+                    self._decide(*item, result, batch)
+                continue
+            for item in items:
+                if self.clock() >= deadline:
+                    return  # unsent and unrecorded: the next claimant asks was_sent first
+                self._decide(*item, self._call(item[3].channel, item[3]), batch)
+
+    def _decide(self, row: dict[str, Any], state: d.StepState, index: int,
+                message: OutboundMessage, result: SendResult, batch: _Batch) -> None:
+        channel, key = message.channel, message.dedup_key
         known = self._was_sent(channel, key) if result.outcome is SendOutcome.TIMEOUT_UNKNOWN \
             else None
-        policy = self.policies[row["policy_id"]]
-        timeout = dict(next(s.receipt_timeouts for s in policy.steps
-                            if s.code == row["step_code"]))[channel]
         decision = d.after_outcome(
-            state, index, result.outcome.value, known, batch.now, receipt_timeout=timeout,
-            backoff=self.backoff, unit=self.rng.random(), same_channel_tries=row["tries"],
-            error=result.error)
+            state, index, result.outcome.value, known, batch.now,
+            receipt_timeout=self._step(row).receipt_timeout(channel), backoff=self.backoff,
+            unit=self.rng.random(), same_channel_tries=row["tries"], error=result.error)
         self.stats.sends += 1
         outcome = _delivery_outcome(result.outcome, known)
         self._log_attempt(row, channel, key, outcome, result.provider_message_id, result.error,
                           batch)
         self._apply(row, decision, batch, tried=1, channel=channel)
-        return decision.contact
+
+    def _step(self, row: dict[str, Any]) -> ReminderStep:
+        key = (row["policy_id"], row["step_code"])
+        step = self._steps.get(key)
+        if step is None:
+            policy = self.policies[row["policy_id"]]
+            step = next(s for s in policy.steps if s.code == row["step_code"])
+            self._steps[key] = step
+        return step
 
     def _message(self, row: dict[str, Any], channel: str, key: str, recipient: str,
                  outstanding: int) -> OutboundMessage:
@@ -252,6 +299,16 @@ class Worker:
         rendered = render(row["template_id"], language, context, catalog=self.catalog)
         return OutboundMessage(key, str(row["loan_id"]), channel, row["step_code"], recipient,
                                rendered.subject, rendered.body, language)
+
+    def _call_batch(self, adapter: Any, messages: list[OutboundMessage]) -> list[SendResult]:
+        try:
+            results: list[SendResult] = adapter.send_batch(messages)
+            return results
+        except ChannelError:  # one bad message: fall back to one call each
+            return [self._call(m.channel, m) for m in messages]
+        except Exception as error:  # an adapter bug: we cannot know what went out
+            unknown = SendResult(SendOutcome.TIMEOUT_UNKNOWN, None, f"adapter raised {error!r}")
+            return [unknown] * len(messages)
 
     def _call(self, channel: str, message: OutboundMessage) -> SendResult:
         try:
@@ -293,10 +350,8 @@ class Worker:
                               "recovered: no provider has it; sending again", batch,
                               recovery=True, delivery=False)
             return False
-        policy = self.policies[row["policy_id"]]
-        step = next(s for s in policy.steps if s.code == row["step_code"])
         channel = state.channels[state.channel_index]
-        wait = step.receipt_timeout(channel)
+        wait = self._step(row).receipt_timeout(channel)
         self._apply(row, d.Decision("awaiting_receipt", batch.now + wait, state.channel_index,
                                     state.round, "interrupted send; provider cannot tell: "
                                     "waiting for a receipt", contact=True), batch)

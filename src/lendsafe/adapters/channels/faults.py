@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from lendsafe.adapters.channels.base import (
@@ -80,6 +80,10 @@ class FaultyChannel:
         if draw < f.error + f.timeout_before + f.timeout_after:
             return SendResult(SendOutcome.TIMEOUT_UNKNOWN, None, "injected timeout after send")
         return result
+
+    def send_batch(self, messages: Sequence[OutboundMessage]) -> list[SendResult]:
+        """:meth:`send` for each message (faults are drawn per message)."""
+        return [self.send(message) for message in messages]
 
     def was_sent(self, dedup_key: str) -> bool | None:
         """The wrapped adapter's answer, or ``None`` when that fault is drawn."""

@@ -79,6 +79,9 @@ class TemplateCatalog:
 
     def get(self, template_id: str, language: str) -> Template:
         """The template, or :class:`TemplateError` naming what is missing."""
+        found = self.templates.get((template_id, language))
+        if found is not None:
+            return found
         if template_id not in self.template_ids():
             raise TemplateError(template_id, language, "<template>", "unknown template id")
         if not self.has(template_id, language):

@@ -25,6 +25,7 @@ from lendsafe.entrypoints.api.auth_routes import auth_router
 from lendsafe.entrypoints.api.control_routes import control_router
 from lendsafe.entrypoints.api.decision_routes import decision_router
 from lendsafe.entrypoints.api.reminder_routes import reminder_router
+from lendsafe.entrypoints.api.repayment_routes import repayment_router
 from lendsafe.services.access import (
     Forbidden,
     Principal,
@@ -107,6 +108,7 @@ def create_app(container: Container | None = None) -> FastAPI:
     _loan_routes(app, container)
     _operations_routes(app, container)
     app.include_router(reminder_router(principal))
+    app.include_router(repayment_router(principal, container))
     app.include_router(auth_router(principal))
     app.include_router(control_router(principal))
     app.include_router(decision_router(principal))

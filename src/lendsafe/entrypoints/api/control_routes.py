@@ -51,11 +51,18 @@ def control_router(principal: Callable[..., Principal]) -> APIRouter:
     """Maker-checker, audit, personal data, receipts and ledger routes."""
     router = APIRouter(tags=["control"])
     Caller = Annotated[Principal, Depends(principal)]
-    From = Annotated[date, Query(alias="from")]
-    To = Annotated[date, Query(alias="to")]
+    _action_routes(router, Caller)
+    _audit_routes(router, Caller)
+    _data_routes(router, Caller)
+    return router
 
-    def security(request: Request) -> Any:
-        return request.app.state.container.security
+
+def _security(request: Request) -> Any:
+    return request.app.state.container.security
+
+
+def _action_routes(router: APIRouter, Caller: Any) -> None:
+    security = _security
 
     @router.post("/control/actions", status_code=201)
     def propose(body: ProposeRequest, request: Request, caller: Caller) -> dict[str, Any]:
@@ -86,6 +93,11 @@ def control_router(principal: Callable[..., Principal]) -> APIRouter:
         result: dict[str, Any] = security(request).decide(caller, action_id, False, body.reason)
         return result
 
+
+def _audit_routes(router: APIRouter, Caller: Any) -> None:
+    From = Annotated[date, Query(alias="from")]
+    To = Annotated[date, Query(alias="to")]
+
     @router.get("/audit/records")
     def audit_records(request: Request, caller: Caller, start: From, end: To,
                       action: str | None = None) -> list[dict[str, Any]]:
@@ -95,8 +107,18 @@ def control_router(principal: Callable[..., Principal]) -> APIRouter:
     @router.get("/audit/report")
     def audit_report(request: Request, caller: Caller, start: From, end: To) -> dict[str, Any]:
         require(caller, "audit.read")
-        result: dict[str, Any] = security(request).audit_report(start, end)
+        result: dict[str, Any] = _security(request).audit_report(start, end)
         return result
+
+    @router.get("/ledger/verify")
+    def ledger_verify(request: Request, caller: Caller) -> dict[str, Any]:
+        require(caller, "ledger.read")
+        result: dict[str, Any] = request.app.state.container.ledger.verify().as_dict()
+        return result
+
+
+def _data_routes(router: APIRouter, Caller: Any) -> None:
+    security = _security
 
     @router.get("/borrowers/{borrower_id}")
     def borrower(borrower_id: int, request: Request, caller: Caller,
@@ -123,12 +145,6 @@ def control_router(principal: Callable[..., Principal]) -> APIRouter:
                 raise LookupError("payment not found")
         return _ledger_call(lambda: container.ledger.receipt(payment_id))
 
-    @router.get("/ledger/verify")
-    def ledger_verify(request: Request, caller: Caller) -> dict[str, Any]:
-        require(caller, "ledger.read")
-        result: dict[str, Any] = request.app.state.container.ledger.verify().as_dict()
-        return result
-
     @router.get("/ledger/proofs/{entry_id}")
     def ledger_proof(entry_id: int, request: Request, caller: Caller,
                      kind: Annotated[str, Query(pattern="^(journal|audit)$")] = "journal"
@@ -136,5 +152,3 @@ def control_router(principal: Callable[..., Principal]) -> APIRouter:
         require(caller, "ledger.read")
         ledger = request.app.state.container.ledger
         return _ledger_call(lambda: ledger.proof(entry_id, kind))
-
-    return router

@@ -72,6 +72,7 @@ def decision_router(principal: Callable[..., Principal]) -> APIRouter:
     @router.post("/models/promotions", status_code=202)
     def promote(request: Request, body: PromotionRequest,
                 caller: Caller) -> dict[str, Any]:
+        require(caller, "control.propose")  # before any look-up: no probing without the right
         container = request.app.state.container
         payload = promotion_payload(container.decisions.models, body.model_id, body.role)
         return container.security.propose(  # type: ignore[no-any-return]
