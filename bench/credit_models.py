@@ -323,7 +323,7 @@ def markdown(all_results: dict[str, dict[str, Result]], command: str) -> str:
         "",
     ]
     for name, results in all_results.items():
-        x, y = load(name)
+        _, y = load(name)
         lines += [
             f"## {name} ({len(y):,} rows, bad rate {y.mean():.1%})",
             "",
@@ -341,7 +341,7 @@ def markdown(all_results: dict[str, dict[str, Result]], command: str) -> str:
                 f"{cal['outside']}/{cal['bands']} | {r.rows_per_s:,.0f} | {ratio} | "
                 f"{r.p50_us:,.0f} | {r.p99_us:,.0f} | {r.fit_seconds:.1f} |"
             )
-        lines += [""] + verdict(results) + [""]
+        lines += ["", *verdict(results), ""]
         for model in ("lendsafe scorecard", "lendsafe GBM challenger"):
             if model in results:
                 lines += calibration_table(model, y, results[model].oof)

@@ -396,8 +396,9 @@ def drill_lendsafe(kind: str, count: int, kills: int) -> dict[str, Any]:
             process.wait()
         lines = _provider_steps(outbox)
         with engine.connect() as connection:
-            expected = set(connection.execute(select(text("step_key")).select_from(
-                text("reminders"))).scalars())
+            expected = set(connection.execute(text(
+                "SELECT step_key FROM reminders WHERE status NOT IN ('skipped', 'cancelled')"
+            )).scalars())  # the template loan's borrower has no contact: skipped
         engine.dispose()
     return {"lendsafe": kind, "reminders": count, "kills": kills,
             "doubles": sum(1 for n in lines.values() if n > 1),
@@ -435,12 +436,15 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--kills", type=int, default=5)
+    parser.add_argument("--only-lendsafe", action="store_true")
     args = parser.parse_args()
     kind = "postgresql" if args.db == "postgres" else "sqlite"
     if args.what == "dispatch":
         result: Any = dispatch(kind, args.reminders, args.workers, args.batch)
     elif args.what == "peers":
         result = [peer("celery", args.reminders), peer("rq", args.reminders)]
+    elif args.what == "drill" and args.only_lendsafe:
+        result = drill_lendsafe(kind, args.reminders, args.kills)
     elif args.what == "drill":
         result = [drill_peer("celery", args.reminders, args.kills, False),
                   drill_peer("celery", args.reminders, args.kills, True),

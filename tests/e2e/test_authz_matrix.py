@@ -301,15 +301,6 @@ def test_every_route_has_a_row(world: World) -> None:
     assert not (set(EXPECTED) | PUBLIC) - served, "rows for routes that no longer exist"
 
 
-# reminder_routes.py declares its ``Caller`` inside a function under ``from __future__ import
-# annotations``: FastAPI cannot resolve it and asks for a query parameter "caller" (422 for
-# everyone, anonymous included). Reported to the lead; checked separately until fixed.
-# decision_routes.py checks control.propose only after looking the model up: a borrower
-# learns whether a model id exists (422 "model.unknown" instead of 403).
-KNOWN_BROKEN = {("GET", "/reminders/report"), ("POST", "/reminders/plan"),
-                ("POST", "/models/promotions")}
-
-
 def _headers(world: World, role: str, key: tuple[str, str]) -> dict[str, str]:
     """The role's header; logging out uses a fresh session so the shared ones live on."""
     if key != ("POST", "/auth/logout") or role in ("anonymous", "integration"):
@@ -334,15 +325,8 @@ def _mismatches(world: World, keys: list[tuple[str, str]]) -> list[str]:
 
 
 def test_authorisation_matrix(world: World) -> None:
-    keys = sorted(set(EXPECTED) - KNOWN_BROKEN)
+    keys = sorted(EXPECTED)
     mismatches = _mismatches(world, keys)
-    assert not mismatches, "\n".join(mismatches)
-
-
-@pytest.mark.xfail(reason="reminder routes: Caller is an unresolvable forward reference (422 "
-                          "for every caller); model promotion checks permission after look-up")
-def test_authorisation_matrix_known_broken_routes(world: World) -> None:
-    mismatches = _mismatches(world, sorted(KNOWN_BROKEN))
     assert not mismatches, "\n".join(mismatches)
 
 

@@ -52,9 +52,9 @@ def _comparable(state: LoanState) -> dict[str, object]:
 def _random_payment(rng: random.Random, state: LoanState) -> int:
     if state.loan_id % 5 == 0 and state.status is LoanStatus.ACTIVE:
         return 0  # a defaulter: pays nothing until charged off, then sometimes recovers
-    if state.status is LoanStatus.CLOSED or state.status is LoanStatus.CHARGED_OFF and (
+    if state.status is LoanStatus.CLOSED or (state.status is LoanStatus.CHARGED_OFF and (
         rng.random() < 0.9
-    ):
+    )):
         return 0
     if state.status is LoanStatus.CHARGED_OFF:
         return rng.randint(1, 5_000)

@@ -22,8 +22,8 @@ from lendsafe.domain.lending.schedule import LoanTerms
 from lendsafe.domain.money import MoneyError, currency, format_rate, parse_amount, parse_rate
 from lendsafe.domain.problems import Refused
 from lendsafe.entrypoints.cli_audit import audit_app
-from lendsafe.entrypoints.cli_ledger import ledger_app
 from lendsafe.entrypoints.cli_decide import decide as decide_command
+from lendsafe.entrypoints.cli_ledger import ledger_app
 from lendsafe.entrypoints.cli_remind import remind_app
 from lendsafe.entrypoints.cli_repay import mount as mount_repayment
 from lendsafe.entrypoints.cli_users import users_app

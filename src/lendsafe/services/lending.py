@@ -427,7 +427,7 @@ def loan_document(record: Any, on: date) -> dict[str, Any]:
 
 def _trial_balance_document(balances: dict[str, dict[str, int]]) -> dict[str, Any]:
     """Debits and credits per currency; the top-level figures are the main currency's."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     for code, accounts in sorted(balances.items()):
         cur = currency(code)
         debits = sum(v for v in accounts.values() if v > 0)

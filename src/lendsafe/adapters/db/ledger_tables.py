@@ -99,7 +99,8 @@ def append_only(table: Table) -> None:
         "FOR EACH STATEMENT EXECUTE FUNCTION lendsafe_refuse_change()",
     ]
     for sql in statements:
-        event.listen(table, "after_create", DDL(sql).execute_if(dialect="postgresql"))
+        ddl = DDL(sql)  # type: ignore[no-untyped-call]
+        event.listen(table, "after_create", ddl.execute_if(dialect="postgresql"))
 
 
 def _seed_ledger(target: Table, connection: Connection, **_kw: Any) -> None:

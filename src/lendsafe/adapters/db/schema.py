@@ -11,9 +11,9 @@ from lendsafe.adapters.db import (  # noqa: F401  (importing a module registers 
     decision_tables,
     ledger_tables,
     reminder_tables,
+    restructure_tables,
     tables,
 )
-from lendsafe.adapters.db import restructure_tables  # noqa: F401  (flexible repayment)
 from lendsafe.adapters.db.tables import metadata
 
 __all__ = ["metadata", "tables"]

@@ -109,7 +109,8 @@ loans = Table(
 )
 # PostgreSQL: room on every page so the daily accrual update stays heap-only (HOT)
 event.listen(loans, "after_create",
-             DDL("ALTER TABLE loans SET (fillfactor = 70)").execute_if(dialect="postgresql"))
+             DDL("ALTER TABLE loans SET (fillfactor = 70)")  # type: ignore[no-untyped-call]
+             .execute_if(dialect="postgresql"))
 Index("ix_loans_borrower", loans.c.borrower_id)
 Index("ix_loans_status", loans.c.status)
 # close of business finds the few loans with something to do through these (never a scan);
