@@ -510,7 +510,25 @@ def _irr_npv(terms: list[tuple[Decimal, Decimal]]) -> _Discount:
     return npv
 
 
-def _solve(npv: _Discount) -> Decimal:
+def _first_guess(terms: list[tuple[Decimal, Decimal]]) -> Decimal:
+    """A simple-interest estimate of the rate per unit period, to start the search near it.
+
+    (repaid − advanced) / advanced over the amount-weighted mean time of the repayments
+    after the advances; only a starting point — the solver's bracket keeps it safe.
+    """
+    advanced = -sum((a for a, _ in terms if a < 0), _ZERO)
+    repaid = sum((a for a, _ in terms if a > 0), _ZERO)
+    if advanced <= 0 or repaid <= advanced:
+        return Decimal("1E-6")
+    mean_advance = sum((-a * t for a, t in terms if a < 0), _ZERO) / advanced
+    mean_repayment = sum((a * t for a, t in terms if a > 0), _ZERO) / repaid
+    span = mean_repayment - mean_advance
+    if span <= 0:
+        return Decimal("1E-6")
+    return max(Decimal("1E-6"), (repaid - advanced) / advanced / span)
+
+
+def _solve(npv: _Discount, guess: Decimal = Decimal("1E-6")) -> Decimal:
     """The rate in [0, _MAX_RATE] where npv changes sign, deterministically.
 
     npv(0) = Σ amounts ≥ 0 (checked by _prepare).  The upper end of the bracket is found by
@@ -523,22 +541,23 @@ def _solve(npv: _Discount) -> Decimal:
     f_low, _ = npv(low)
     if f_low == 0:
         return _ZERO
-    high = Decimal("1E-6")
+    # the simple-interest guess overstates a compound rate by well under 2×
+    high = min(guess * 2, _MAX_RATE)
     f_high, _ = npv(high)
     while f_high > 0:
-        low, f_low = high, f_high
-        high *= 2
-        if high > _MAX_RATE:
+        if high >= _MAX_RATE:
             raise AprError(
                 "no rate solves the equation below 1e14 % per unit period: the repayments are "
                 "out of all proportion to the advances; check that the amounts are in minor "
                 "units and the dates are right"
             )
+        low, f_low = high, f_high
+        high = min(high * 2, _MAX_RATE)
         f_high, _ = npv(high)
     if f_high == 0:
         return high
     # Invariant: npv(low) > 0 > npv(high).
-    x = (low + high) / 2
+    x = guess if low < guess < high else (low + high) / 2
     value, slope = npv(x)
     step_before = high - low
     step = step_before
@@ -672,7 +691,7 @@ def annual_rate(
             npv = _regz_npv([(a, t, f) for a, t, f in times])
         else:
             npv = _irr_npv([(a, t + f) for a, t, f in times])
-        i = _solve(npv)
+        i = _solve(npv, _first_guess([(a, t + f) for a, t, f in times]))
         per_year = unit.periods_per_year
         nominal = i * per_year
         compound = (_ONE + i) ** per_year - _ONE

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 from fractions import Fraction
+from functools import lru_cache
 
 from lendsafe.domain.calendar import (
     NO_CALENDAR,
@@ -212,7 +213,12 @@ def _exact_annuity(principal_minor: int, period_rates: list[Fraction]) -> Fracti
 
 def period_rate(terms: LoanTerms, start: date, end: date) -> Fraction:
     """The exact interest rate of one period under the product's day count."""
-    return Fraction(terms.annual_rate) * terms.day_count.year_fraction(start, end)
+    return _period_rate(terms.annual_rate, terms.day_count, start, end)
+
+
+@lru_cache(maxsize=65_536)
+def _period_rate(annual_rate: Decimal, day_count: DayCount, start: date, end: date) -> Fraction:
+    return Fraction(annual_rate) * day_count.year_fraction(start, end)
 
 
 def _annuity(
