@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import date, timedelta
 from decimal import Decimal
+from typing import Any
 
 from lendsafe.domain import events as ev
 from lendsafe.domain.calendar import DayCount, Frequency
@@ -46,3 +48,28 @@ def run_days(state: LoanState, until: date,
             events.extend(new)
         on += timedelta(days=1)
     return state
+
+
+JournalKey = tuple[str, str, str, int]
+
+
+def journal_by_loan(engine: Any) -> dict[int, Counter[JournalKey]]:
+    """The stored journal per loan as a multiset of (kind, debit, credit, amount)."""
+    from sqlalchemy import select
+
+    from lendsafe.adapters.db import tables as t
+
+    result: dict[int, Counter[JournalKey]] = {}
+    with engine.connect() as connection:
+        for row in connection.execute(select(t.journal)):
+            key = (row.kind, row.debit_account, row.credit_account, row.amount_minor)
+            result.setdefault(row.loan_id, Counter())[key] += 1
+    return result
+
+
+def posted(events: list[ev.LoanEvent]) -> Counter[JournalKey]:
+    """The transfers the posting rules make of ``events``, as the same multiset."""
+    from lendsafe.domain.ledger.posting import postings
+
+    return Counter((p.kind, p.debit.value, p.credit.value, p.amount_minor)
+                   for event in events for p in postings(event))

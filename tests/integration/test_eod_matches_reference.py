@@ -13,15 +13,12 @@ import random
 from collections import Counter
 from datetime import timedelta
 
-from sqlalchemy import select
-
-from lendsafe.adapters.db import tables as t
 from lendsafe.adapters.db.repository import load_loan, servicing_columns
-from lendsafe.domain.ledger.posting import postings
 from lendsafe.domain.lending.loan import LoanState, LoanStatus, close_day
 from lendsafe.domain.lending.payments import apply_payment, payoff_amount
 from lendsafe.domain.lending.product import Term, TermUnit
 from lendsafe.services.lending import LendingService
+from tests.servicing_helpers import journal_by_loan, posted
 
 REQUESTS = [
     ("cn-bullet", 150_000, Term(7, TermUnit.DAYS)),
@@ -34,15 +31,6 @@ REQUESTS = [
     ("cn-biweekly", 900_000, Term(12, TermUnit.WEEKS)),
     ("us-payday", 30_000, Term(14, TermUnit.DAYS)),
 ]
-
-
-def _journal_by_loan(service: LendingService) -> dict[int, Counter[tuple[str, str, str, int]]]:
-    result: dict[int, Counter[tuple[str, str, str, int]]] = {}
-    with service.engine.connect() as connection:
-        for row in connection.execute(select(t.journal)):
-            key = (row.kind, row.debit_account, row.credit_account, row.amount_minor)
-            result.setdefault(row.loan_id, Counter())[key] += 1
-    return result
 
 
 def _comparable(state: LoanState) -> dict[str, object]:
@@ -78,7 +66,7 @@ def test_sql_close_of_business_equals_reference(service: LendingService) -> None
     with service.engine.connect() as connection:
         for loan_id in loan_ids:
             reference[loan_id] = load_loan(connection, loan_id).state
-    for loan_id, counter in _journal_by_loan(service).items():
+    for loan_id, counter in journal_by_loan(service.engine).items():
         expected[loan_id] += counter  # disbursement postings
     on = service.open_date()
     for day in range(190):
@@ -89,20 +77,16 @@ def test_sql_close_of_business_equals_reference(service: LendingService) -> None
             service.pay(loan_id, amount, f"k-{loan_id}-{day}")
             new_state, _, events = apply_payment(reference[loan_id], 0, amount, on)
             reference[loan_id] = new_state
-            expected[loan_id] += Counter(
-                (p.kind, p.debit.value, p.credit.value, p.amount_minor)
-                for e in events for p in postings(e))
+            expected[loan_id] += posted(events)
         service.close_business(on)
         for loan_id in loan_ids:
             reference[loan_id], events = close_day(reference[loan_id], on)
-            expected[loan_id] += Counter(
-                (p.kind, p.debit.value, p.credit.value, p.amount_minor)
-                for e in events for p in postings(e))
+            expected[loan_id] += posted(events)
         with service.engine.connect() as connection:
             for loan_id in loan_ids:
                 stored = load_loan(connection, loan_id).state
                 assert _comparable(stored) == _comparable(reference[loan_id]), (loan_id, on)
         on += timedelta(days=1)
-    assert _journal_by_loan(service) == expected
+    assert journal_by_loan(service.engine) == expected
     statuses = Counter(state.status for state in reference.values())
     assert statuses[LoanStatus.CLOSED] > 0 and statuses[LoanStatus.CHARGED_OFF] > 0, statuses

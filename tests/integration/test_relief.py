@@ -5,7 +5,6 @@ outside the event are untouched; overlapping events are refused."""
 
 from __future__ import annotations
 
-from collections import Counter
 from datetime import date, timedelta
 
 import pytest
@@ -13,16 +12,15 @@ from sqlalchemy import select
 
 import lendsafe.domain.ledger.restructure_posting  # noqa: F401
 from lendsafe.adapters.db import restructure_tables as rt
-from lendsafe.adapters.db import tables as t
 from lendsafe.adapters.db.repository import load_loan, servicing_columns
 from lendsafe.domain import events as ev
-from lendsafe.domain.ledger.posting import postings
 from lendsafe.domain.lending.loan import LoanState, close_day
 from lendsafe.domain.lending.product import Term, TermUnit
 from lendsafe.domain.lending.relief import ReliefEvent, ReliefOffer, apply_relief
 from lendsafe.domain.problems import Refused
 from lendsafe.services.lending import LendingService
 from lendsafe.services.relief import ReliefService
+from tests.servicing_helpers import journal_by_loan, posted
 
 BOOKS = [("cn-bullet", 300_000, Term(30, TermUnit.DAYS)),
          ("cn-annuity", 1_200_000, Term(6, TermUnit.MONTHS)),
@@ -36,20 +34,6 @@ EVENT = ReliefEvent("flood 2026", date(2026, 4, 1), date(2026, 5, 15), frozenset
 
 def _comparable(state: LoanState) -> dict[str, object]:
     return {**servicing_columns(state), "rows": state.installments}
-
-
-def _postings(events: list[object]) -> Counter[tuple[str, str, str, int]]:
-    return Counter((p.kind, p.debit.value, p.credit.value, p.amount_minor)
-                   for e in events for p in postings(e))  # type: ignore[arg-type]
-
-
-def _journal(service: LendingService) -> dict[int, Counter[tuple[str, str, str, int]]]:
-    result: dict[int, Counter[tuple[str, str, str, int]]] = {}
-    with service.engine.connect() as connection:
-        for row in connection.execute(select(t.journal)):
-            key = (row.kind, row.debit_account, row.credit_account, row.amount_minor)
-            result.setdefault(row.loan_id, Counter())[key] += 1
-    return result
 
 
 def _book(service: LendingService) -> tuple[list[int], list[int]]:
@@ -67,14 +51,14 @@ def test_relief_apply_and_servicing_during_and_after(service: LendingService) ->
     service.close_business(date(2026, 4, 14))  # most loans are now past due
     with service.engine.connect() as connection:
         reference = {i: load_loan(connection, i).state for i in covered + outside}
-    expected = _journal(service)
+    expected = journal_by_loan(service.engine)
     event_id = relief.declare(EVENT)["event_id"]
     on = service.open_date()
     assert relief.apply(event_id)["loans_covered"] == len(covered)
     assert relief.apply(event_id)["loans_covered"] == 0  # a second run changes nothing
     for loan_id in covered:
         reference[loan_id], events = apply_relief(reference[loan_id], EVENT, event_id, on)
-        expected[loan_id] += _postings(list(events))
+        expected[loan_id] += posted(list(events))
     _check_equal(service, reference)
     statuses: dict[int, tuple[int, str]] = {}
     resumed = set()
@@ -82,7 +66,7 @@ def test_relief_apply_and_servicing_during_and_after(service: LendingService) ->
         service.close_business(on)
         for loan_id, state in reference.items():
             reference[loan_id], events = close_day(state, on)
-            expected[loan_id] += _postings(list(events))
+            expected[loan_id] += posted(list(events))
             if loan_id in covered and on <= EVENT.ends_on:
                 assert not any(isinstance(e, ev.PenaltyAccrued) for e in events), (loan_id, on)
                 assert reference[loan_id].days_past_due <= statuses.get(
@@ -92,7 +76,7 @@ def test_relief_apply_and_servicing_during_and_after(service: LendingService) ->
                 resumed.add(loan_id)  # normal servicing after the event
         _check_equal(service, reference)
         on += timedelta(days=1)
-    assert _journal(service) == expected
+    assert journal_by_loan(service.engine) == expected
     assert len(resumed) >= len(covered) // 2, resumed
     report = relief.report(event_id)
     assert report["uptake"]["covered"] == len(covered) and report["phase"] == "after"

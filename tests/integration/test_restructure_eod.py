@@ -4,7 +4,6 @@ schedule is kept, and the journal equals the transfers of every event."""
 
 from __future__ import annotations
 
-from collections import Counter
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -13,10 +12,8 @@ from sqlalchemy import func, select
 
 import lendsafe.domain.ledger.restructure_posting  # noqa: F401
 from lendsafe.adapters.db import restructure_tables as rt
-from lendsafe.adapters.db import tables as t
 from lendsafe.adapters.db.repository import load_loan, servicing_columns
 from lendsafe.domain.calendar import Frequency
-from lendsafe.domain.ledger.posting import postings
 from lendsafe.domain.lending.loan import LoanState, close_day
 from lendsafe.domain.lending.product import Term, TermUnit
 from lendsafe.domain.lending.restructure import (
@@ -29,6 +26,7 @@ from lendsafe.domain.lending.restructure import (
 from lendsafe.domain.problems import Refused
 from lendsafe.services.lending import LendingService
 from lendsafe.services.restructuring import RestructuringService
+from tests.servicing_helpers import journal_by_loan, posted
 
 OPEN_POLICY = RestructuringPolicy(
     {k: KindPolicy(k, max_per_loan=9, count_max=24, days_max=120, fee_max_minor=10_000,
@@ -57,22 +55,8 @@ CASES = [
 ]
 
 
-def _journal(service: LendingService) -> dict[int, Counter[tuple[str, str, str, int]]]:
-    result: dict[int, Counter[tuple[str, str, str, int]]] = {}
-    with service.engine.connect() as connection:
-        for row in connection.execute(select(t.journal)):
-            key = (row.kind, row.debit_account, row.credit_account, row.amount_minor)
-            result.setdefault(row.loan_id, Counter())[key] += 1
-    return result
-
-
 def _comparable(state: LoanState) -> dict[str, object]:
     return {**servicing_columns(state), "rows": state.installments, "rules": state.rules}
-
-
-def _count(events: list[object]) -> Counter[tuple[str, str, str, int]]:
-    return Counter((p.kind, p.debit.value, p.credit.value, p.amount_minor)
-                   for e in events for p in postings(e))  # type: ignore[arg-type]
 
 
 def test_close_of_business_after_every_kind_of_change(service: LendingService) -> None:
@@ -82,13 +66,13 @@ def test_close_of_business_after_every_kind_of_change(service: LendingService) -
     service.close_business(on + timedelta(days=39))
     with service.engine.connect() as connection:
         reference = {i: load_loan(connection, i).state for i in loans}
-    expected = _journal(service)
+    expected = journal_by_loan(service.engine)
     for loan_id, (*_, request) in zip(loans, CASES, strict=True):
         with service.engine.begin() as connection:
             record, result = changes.compute(connection, loan_id, request, lock=True)
             changes.apply(connection, record, result, "test")
         reference[loan_id] = result.after
-        expected[loan_id] += _count(list(result.events))
+        expected[loan_id] += posted(list(result.events))
         with service.engine.connect() as connection:
             assert _comparable(load_loan(connection, loan_id).state) == _comparable(result.after)
     on = service.open_date()
@@ -96,13 +80,13 @@ def test_close_of_business_after_every_kind_of_change(service: LendingService) -
         service.close_business(on)
         for loan_id in loans:
             reference[loan_id], events = close_day(reference[loan_id], on)
-            expected[loan_id] += _count(list(events))
+            expected[loan_id] += posted(list(events))
         with service.engine.connect() as connection:
             for loan_id in loans:
                 stored = load_loan(connection, loan_id).state
                 assert _comparable(stored) == _comparable(reference[loan_id]), (loan_id, on)
         on += timedelta(days=1)
-    assert _journal(service) == expected
+    assert journal_by_loan(service.engine) == expected
     with service.engine.connect() as connection:
         kept = connection.execute(select(func.count(func.distinct(
             rt.schedule_versions.c.loan_id)))).scalar_one()

@@ -103,7 +103,7 @@ def worker(
 ) -> None:
     """Dispatch due reminders through the configured channels."""
     start = _instant(now)
-    _engine().dispose()  # migrate once, before the workers start
+    _migrate_with_retries()
     origin = time.time() if now_origin is None else now_origin
     args = [(start, origin, until_idle, batch_size, None if seed is None else seed + i)
             for i in range(concurrency)]
@@ -113,6 +113,20 @@ def worker(
         with multiprocessing.get_context("spawn").Pool(concurrency) as pool:
             stats = pool.starmap(_run_worker, args)
     sys.stdout.write(json.dumps({"workers": stats}, default=str) + "\n")
+
+
+def _migrate_with_retries(attempts: int = 8) -> None:
+    """Migrate once before the workers start, riding out a database restart."""
+    from sqlalchemy.exc import OperationalError
+
+    for attempt in range(attempts):
+        try:
+            _engine().dispose()
+            return
+        except OperationalError as error:
+            if attempt == attempts - 1:
+                _fail(f"database unavailable: {error}")
+            time.sleep(min(2.0, 0.1 * 2 ** attempt))
 
 
 def _run_worker(start: datetime | None, origin: float, until_idle: bool,

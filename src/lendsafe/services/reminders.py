@@ -5,6 +5,8 @@
 * ``loan.book`` plans every step of the new loan's instalments (transactional outbox);
 * ``loan.pay`` re-plans the loan: steps of a settled instalment are cancelled, steps of a
   rebuilt schedule are re-timed in place (same step keys) or cancelled if gone;
+* ``loan.restructure``, ``relief.apply``, ``relief.accept`` (and any other change whose
+  events name loans) re-plan those loans the same way;
 * ``eod.close`` plans the next day's steps for every active loan, set-based and
   idempotently (planning twice creates nothing new).
 
@@ -43,6 +45,7 @@ from lendsafe.domain.reminders.policy import (
 )
 
 Clock = Callable[[], datetime]
+_REPLAN_CHUNK = 5_000  # loan ids per statement (SQLite allows 32,766 parameters)
 
 
 def utc_now() -> datetime:
@@ -126,21 +129,27 @@ class ReminderService:
 
     # -- listener --------------------------------------------------------------------
     def on_change(self, change: Any) -> None:
-        """Listener for lending changes; runs inside the change's own transaction."""
-        if change.action in ("loan.book", "loan.pay"):
-            loan_ids = sorted({e.loan_id for e in change.events if hasattr(e, "loan_id")})
-            if loan_ids:
-                self.replan_loans(change.connection, loan_ids)
-        elif change.action == "eod.close":
+        """Listener for lending changes; runs inside the change's own transaction.
+
+        Close of business plans the next day; any other change that names loans in its
+        events (booking, payment, restructuring, relief) re-plans those loans.
+        """
+        if change.action == "eod.close":
             self.plan_day(change.connection, change.business_date + timedelta(days=1))
+            return
+        loan_ids = sorted({int(e.loan_id) for e in change.events if hasattr(e, "loan_id")})
+        if loan_ids:
+            self.replan_loans(change.connection, loan_ids)
 
     def replan_loans(self, connection: Connection, loan_ids: list[int]) -> int:
         """(Re)plan every step of these loans; cancel steps made pointless."""
-        now = self.clock()
-        count = store.plan(connection, self.policy, store.PlanScope(loan_ids=tuple(loan_ids)),
-                           not_before=now, default_tz=self.settings.default_time_zone,
-                           replace=True)
-        store.cancel_stale(connection, loan_ids, now)
+        now, count = self.clock(), 0
+        for start in range(0, len(loan_ids), _REPLAN_CHUNK):
+            chunk = loan_ids[start:start + _REPLAN_CHUNK]
+            count += store.plan(connection, self.policy, store.PlanScope(loan_ids=tuple(chunk)),
+                                not_before=now, default_tz=self.settings.default_time_zone,
+                                replace=True)
+            store.cancel_stale(connection, chunk, now)
         return count
 
     def plan_day(self, connection: Connection, day: date) -> int:
