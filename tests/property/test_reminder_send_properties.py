@@ -32,7 +32,7 @@ from lendsafe.config import ReminderSettings
 from lendsafe.domain.lending.product import parse_term
 from lendsafe.domain.reminders.messages import Money, format_money
 from lendsafe.domain.reminders.policy import default_policy, load_policy
-from lendsafe.domain.reminders.quiet_hours import Caps, QuietHours, QuietWindow, within_caps
+from lendsafe.domain.reminders.quiet_hours import within_caps
 from lendsafe.services.catalogue import Catalogue
 from lendsafe.services.lending import LendingService
 from lendsafe.services.reminder_dispatch import Worker

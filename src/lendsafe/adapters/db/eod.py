@@ -104,11 +104,12 @@ def _statements(buckets: tuple[Bucket, ...]) -> list[tuple[str, str]]:
          "installments.fee_due_minor - installments.fee_recognized_minor "
          f"FROM loans JOIN installments ON {CURRENT} WHERE {DUE_TODAY_JOINED} "
          "AND installments.fee_due_minor > installments.fee_recognized_minor"),
-        ("due", "UPDATE loans SET fee_receivable_minor = fee_receivable_minor + (SELECT "
-         f"fee_due_minor - fee_recognized_minor FROM installments WHERE {CURRENT}), "
-         "arrears_minor = arrears_minor + (SELECT principal_due_minor - principal_paid_minor "
-         f"+ interest_due_minor - interest_paid_minor FROM installments WHERE {CURRENT}) "
-         f"WHERE {DUE_TODAY}"),
+        ("due", "UPDATE loans SET fee_receivable_minor = fee_receivable_minor "
+         "+ installments.fee_due_minor - installments.fee_recognized_minor, "
+         "arrears_minor = arrears_minor + installments.principal_due_minor "
+         "- installments.principal_paid_minor + installments.interest_due_minor "
+         f"- installments.interest_paid_minor FROM installments WHERE {CURRENT} "
+         f"AND {DUE_TODAY_JOINED}"),
         ("due:recognise", "UPDATE installments SET interest_recognized_minor = interest_due_minor,"
          " fee_recognized_minor = fee_due_minor WHERE (loan_id, seq) IN (SELECT id, cur_seq "
          f"FROM loans WHERE {DUE_TODAY})"),
