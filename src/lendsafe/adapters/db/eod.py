@@ -10,6 +10,7 @@ Integer arithmetic only; half-up rounding of non-negative values is ``(2a + b) /
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
@@ -46,9 +47,10 @@ _SPAN = (f"({_least(':d', 'relief_until_day')} - "
 RELIEF_DAYS = f"(CASE WHEN relief_until_day IS NULL OR {_SPAN} <= 0 THEN 0 ELSE {_SPAN} END)"
 IN_RELIEF = "(relief_until_day IS NOT NULL AND :d >= relief_from_day AND :d <= relief_until_day)"
 PENALTY_DUE = (
-    f"{OPEN} AND oldest_unpaid_due_day < :d AND NOT {IN_RELIEF} "
+    f"oldest_unpaid_due_day < :d AND NOT {IN_RELIEF} "
     f"AND :d - oldest_unpaid_due_day - {RELIEF_DAYS} > grace_days AND arrears_minor > 0"
 )
+PENALTY_TODAY = f"(CASE WHEN {PENALTY_DUE} THEN {PENALTY} ELSE 0 END)"
 TARGET = (
     "(CASE WHEN :d >= cur_due_day OR cur_due_day <= cur_start_day THEN cur_interest_due_minor "
     "WHEN :d <= cur_start_day THEN cur_base_minor "
@@ -82,7 +84,10 @@ def _statements(buckets: tuple[Bucket, ...]) -> list[tuple[str, str]]:
     days = (f"(CASE WHEN oldest_unpaid_due_day < :d THEN :d - oldest_unpaid_due_day - "
             f"{RELIEF_DAYS} ELSE 0 END)")
     bucket = _bucket_case(buckets).replace("days", days)
-    charge_off = f"{CLOSED} AND oldest_unpaid_due_day < :d AND days_past_due >= charge_off_days"
+    # days past due never exceed :d − oldest_unpaid_due_day, so no loan whose oldest unpaid
+    # due date is later than :d − (the smallest charge-off threshold) can be charged off
+    charge_off = (f"{CLOSED} AND oldest_unpaid_due_day <= :d - :charge_off_min "
+                  "AND days_past_due >= charge_off_days")
     charge_off_joined = charge_off.replace("+id BETWEEN", "+loans.id BETWEEN")
     co_columns = (
         ("principal_outstanding_minor", "1100"),
@@ -91,19 +96,20 @@ def _statements(buckets: tuple[Bucket, ...]) -> list[tuple[str, str]]:
         ("penalty_recognized_minor - penalty_paid_minor", "1130"),
     )
     return [
-        ("penalty:journal", f"{JOURNAL} SELECT :d, id, 'penalty', '1130', '4020', {PENALTY} "
-         f"FROM loans WHERE {PENALTY_DUE} AND {PENALTY} > 0"),
-        ("penalty", f"UPDATE loans SET penalty_recognized_minor = penalty_recognized_minor + "
-         f"{PENALTY} WHERE {PENALTY_DUE}"),
-        ("interest", f"UPDATE loans SET interest_receivable_minor = interest_receivable_minor + "
-         f"{DELTA}, cur_recognized_minor = cur_recognized_minor + {DELTA}, "
-         f"accrued_today_minor = {DELTA}, last_closed_day = :d WHERE {OPEN}"),
+        # one pass over every open loan: today's penalty and accrual, days past due, bucket
+        ("interest", "UPDATE loans SET penalty_recognized_minor = penalty_recognized_minor + "
+         f"{PENALTY_TODAY}, penalty_today_minor = {PENALTY_TODAY}, "
+         f"interest_receivable_minor = interest_receivable_minor + {DELTA}, "
+         f"cur_recognized_minor = cur_recognized_minor + {DELTA}, accrued_today_minor = {DELTA}, "
+         f"days_past_due = {days}, bucket = {bucket}, last_closed_day = :d WHERE {OPEN}"),
+        ("penalty:journal", f"{JOURNAL} SELECT :d, id, 'penalty', '1130', '4020', "
+         f"penalty_today_minor FROM loans WHERE {CLOSED} AND penalty_today_minor > 0"),
         ("interest:journal", f"{JOURNAL} SELECT :d, id, 'accrual', '1110', '4000', "
          f"accrued_today_minor FROM loans WHERE {CLOSED} AND accrued_today_minor > 0"),
-        ("fee:journal", f"{JOURNAL} SELECT :d, loans.id, 'fee', '1120', '4010', "
-         "installments.fee_due_minor - installments.fee_recognized_minor "
-         f"FROM loans JOIN installments ON {CURRENT} WHERE {DUE_TODAY_JOINED} "
-         "AND installments.fee_due_minor > installments.fee_recognized_minor"),
+        ("fee:journal", f"{JOURNAL} SELECT :d, loan_id, 'fee', '1120', '4010', "
+         "fee_due_minor - fee_recognized_minor FROM installments WHERE (loan_id, seq) IN "
+         f"(SELECT id, cur_seq FROM loans WHERE {DUE_TODAY}) "
+         "AND fee_due_minor > fee_recognized_minor"),
         ("due", "UPDATE loans SET fee_receivable_minor = fee_receivable_minor "
          "+ installments.fee_due_minor - installments.fee_recognized_minor, "
          "arrears_minor = arrears_minor + installments.principal_due_minor "
@@ -122,8 +128,6 @@ def _statements(buckets: tuple[Bucket, ...]) -> list[tuple[str, str]]:
         ("due:last", "UPDATE loans SET cur_seq = NULL, cur_start_day = NULL, cur_due_day = NULL,"
          " cur_base_minor = 0, cur_interest_due_minor = 0, cur_recognized_minor = 0 "
          f"WHERE {DUE_TODAY}"),
-        ("delinquency", f"UPDATE loans SET days_past_due = {days}, bucket = {bucket} WHERE "
-         f"{CLOSED} AND oldest_unpaid_due_day < :d"),
         *[
             ("charge_off:journal", f"{JOURNAL} SELECT :d, id, 'charge_off', '5000', '{account}', "
              f"{column} FROM loans WHERE {charge_off} AND {column} > 0")
@@ -167,22 +171,27 @@ def statements_for(dialect: str, buckets: tuple[Bucket, ...]) -> tuple[tuple[str
     for name, sql in plain:
         if name == "interest":
             merged.append(("interest+journal", f"WITH accrued AS ({sql} RETURNING id, "
-                           "accrued_today_minor), posted AS ("
+                           "accrued_today_minor, penalty_today_minor), posted AS ("
                            f"{JOURNAL} SELECT :d, id, 'accrual', '1110', '4000', "
                            "accrued_today_minor FROM accrued WHERE accrued_today_minor > 0 "
-                           "RETURNING 1) SELECT (SELECT count(*) FROM accrued), "
-                           "(SELECT count(*) FROM posted)"))
-        elif name != "interest:journal":
+                           f"RETURNING 1), penalised AS ({JOURNAL} SELECT :d, id, 'penalty', "
+                           "'1130', '4020', penalty_today_minor FROM accrued WHERE "
+                           "penalty_today_minor > 0 RETURNING 1) SELECT "
+                           "(SELECT count(*) FROM accrued), (SELECT count(*) FROM posted) + "
+                           "(SELECT count(*) FROM penalised)"))
+        elif name not in ("interest:journal", "penalty:journal"):
             merged.append((name, sql))
     return tuple(merged)
 
 
 def close_chunk(
-    connection: Connection, on: date, lo: int, hi: int, buckets: tuple[Bucket, ...]
+    connection: Connection, on: date, lo: int, hi: int, buckets: tuple[Bucket, ...],
+    charge_off_min: int = 0,
 ) -> ChunkResult:
     """Run every close-of-business step for loans with ids in [lo, hi]."""
     d = day_number(on)
-    params = {"d": d, "prev": d - 1, "lo": lo, "hi": hi, "date": on}
+    params = {"d": d, "prev": d - 1, "lo": lo, "hi": hi, "date": on,
+              "charge_off_min": charge_off_min}
     result = ChunkResult()
     for name, sql in statements_for(connection.dialect.name, buckets):
         outcome = connection.execute(text(sql), params)
@@ -195,6 +204,13 @@ def close_chunk(
         elif name == "interest":
             result.loans += outcome.rowcount
     return result
+
+
+def smallest_charge_off_days(connection: Connection) -> int:
+    """The smallest charge-off threshold of any loan's rules (rules are few and shared)."""
+    values = [json.loads(text_)["charge_off_days"] for text_ in connection.execute(
+        text("SELECT rules FROM servicing_rules")).scalars()]
+    return min(values, default=0)
 
 
 def pending_id_range(connection: Connection, on: date) -> tuple[int, int] | None:
@@ -218,12 +234,13 @@ def close_business_day(
     total = ChunkResult()
     with engine.connect() as connection:
         bounds = pending_id_range(connection, on)
+        charge_off_min = smallest_charge_off_days(connection)
     if bounds is None:
         return total
     for lo in range(bounds[0], bounds[1] + 1, chunk_size):
         hi = min(lo + chunk_size - 1, bounds[1])
         with engine.begin() as connection:
-            chunk = close_chunk(connection, on, lo, hi, buckets)
+            chunk = close_chunk(connection, on, lo, hi, buckets, charge_off_min)
         total.loans += chunk.loans
         total.journal_entries += chunk.journal_entries
         if progress is not None:

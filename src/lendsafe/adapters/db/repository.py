@@ -111,6 +111,7 @@ def servicing_columns(state: LoanState) -> dict[str, Any]:
         "cur_interest_due_minor": current.interest_due if current else 0,
         "cur_recognized_minor": current.interest_recognized if current else 0,
         "accrued_today_minor": 0,
+        "penalty_today_minor": 0,
         "principal_outstanding_minor": state.principal_outstanding,
         "interest_receivable_minor": state.interest_receivable,
         "fee_receivable_minor": state.fee_receivable,

@@ -91,6 +91,7 @@ loans = Table(
     Column("cur_interest_due_minor", BigInteger, nullable=False, default=0),
     Column("cur_recognized_minor", BigInteger, nullable=False, default=0),
     Column("accrued_today_minor", BigInteger, nullable=False, default=0),  # last close's accrual
+    Column("penalty_today_minor", BigInteger, nullable=False, default=0),  # last close's penalty
     Column("principal_outstanding_minor", BigInteger, nullable=False),
     Column("interest_receivable_minor", BigInteger, nullable=False, default=0),
     Column("fee_receivable_minor", BigInteger, nullable=False, default=0),
