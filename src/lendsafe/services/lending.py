@@ -58,6 +58,7 @@ class Change:
     business_date: date
     events: tuple[object, ...]
     target: str | None = None
+    schedule_changed: bool = True  # False when the loan's due dates are as they were
 
 
 Listener = Callable[[Change], None]
@@ -231,8 +232,10 @@ class LendingService:
                                           allocation, new_state.status, state.status)
         connection.execute(update(t.payments).where(t.payments.c.id == payment_id)
                            .values(response=json.dumps(response, sort_keys=True)))
+        dates = [(i.seq, i.due_date) for i in state.installments]
+        changed = dates != [(i.seq, i.due_date) for i in new_state.installments]
         self.publish(Change(connection, "loan.pay", actor, on, tuple(events),
-                             f"payment:{payment_id}"))
+                            f"payment:{payment_id}", schedule_changed=changed))
         return response | {"loan_id": loan_id, "replayed": False}
 
     def _insert_payment(self, connection: Connection, loan_id: int, key: str, fingerprint: str,

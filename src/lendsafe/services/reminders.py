@@ -138,8 +138,22 @@ class ReminderService:
             self.plan_day(change.connection, change.business_date + timedelta(days=1))
             return
         loan_ids = sorted({int(e.loan_id) for e in change.events if hasattr(e, "loan_id")})
-        if loan_ids:
-            self.replan_loans(change.connection, loan_ids)
+        if not loan_ids:
+            return
+        if change.action == "loan.book":  # a new loan has nothing stale to cancel
+            self._plan_loans(change.connection, loan_ids)
+            return
+        if change.action == "loan.pay" and not getattr(change, "schedule_changed", True):
+            # same due dates: only the steps the payment made pointless change (amounts are
+            # read at send time)
+            store.cancel_stale(change.connection, loan_ids, self.clock())
+            return
+        self.replan_loans(change.connection, loan_ids)
+
+    def _plan_loans(self, connection: Connection, loan_ids: list[int]) -> int:
+        return store.plan(connection, self.policy, store.PlanScope(loan_ids=tuple(loan_ids)),
+                          not_before=self.clock(), default_tz=self.settings.default_time_zone,
+                          replace=True)
 
     def replan_loans(self, connection: Connection, loan_ids: list[int]) -> int:
         """(Re)plan every step of these loans; cancel steps made pointless."""

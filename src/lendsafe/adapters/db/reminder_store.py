@@ -111,10 +111,14 @@ class PlanScope:
     send_dates: tuple[date, ...] | None = None
 
 
+_I = t.installments.c
+_OUTSTANDING = (_I.principal_due_minor + _I.interest_due_minor + _I.fee_due_minor
+                - _I.principal_paid_minor - _I.interest_paid_minor - _I.fee_paid_minor)
+
+
 def _outstanding() -> Any:
-    i = t.installments.c
-    return (i.principal_due_minor + i.interest_due_minor + i.fee_due_minor
-            - i.principal_paid_minor - i.interest_paid_minor - i.fee_paid_minor)
+    """What is still owed on an instalment (one shared SQL expression)."""
+    return _OUTSTANDING
 
 
 def _candidates(policy: ReminderPolicy, scope: PlanScope, default_tz: str) -> Any:
@@ -151,18 +155,36 @@ def _slot_rows(
     rows = []
     for zone_name, quiet_text, due in combos:
         tz = ZoneInfo(zone_name)
-        own = parse_quiet_hours(quiet_text) or policy.default_quiet_hours
-        quiet = own.union(policy.legal_quiet_hours)
+        quiet = _quiet(quiet_text, policy.default_quiet_hours, policy.legal_quiet_hours)
         for step in policy.steps:
             send_date = due + timedelta(days=step.offset_days)
             if scope.send_dates is not None and send_date not in scope.send_dates:
                 continue
-            nominal = resolve_local(send_date, step.send_at, tz)
-            planned = next_allowed_time(max(nominal, not_before), tz, quiet)
+            nominal = _resolve_local(send_date, step.send_at, tz)
+            planned = _next_allowed(max(nominal, not_before), tz, quiet)
             if planned >= nominal + step.expiry:
                 continue  # already past: nothing to plan (the report shows earlier rows)
             rows.append(_slot(zone_name, quiet_text, due, step, send_date, nominal, planned))
     return rows
+
+
+@lru_cache(maxsize=1_024)
+def _quiet(quiet_text: str, default: Any, legal: Any) -> Any:
+    """The borrower's quiet hours (or the policy default) joined with the legal window."""
+    own = parse_quiet_hours(quiet_text) or default
+    return own.union(legal)
+
+
+@lru_cache(maxsize=65_536)
+def _resolve_local(day: date, at: Any, tz: Any) -> datetime:
+    """Memoised :func:`resolve_local` (pure; re-planning asks the same few questions)."""
+    return resolve_local(day, at, tz)
+
+
+@lru_cache(maxsize=65_536)
+def _next_allowed(candidate: datetime, tz: Any, quiet: Any) -> datetime:
+    """Memoised :func:`next_allowed_time` (pure, keyed by its hashable arguments)."""
+    return next_allowed_time(candidate, tz, quiet)
 
 
 def _slot(zone: str, quiet: str, due: date, step: ReminderStep, send_date: date,
