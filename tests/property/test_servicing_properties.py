@@ -137,19 +137,17 @@ def test_servicing_conserves_money_and_matches_the_journal(
 
 @settings(max_examples=60, deadline=None)
 @given(loan=loans(), extra_days=st.integers(0, 40))
-def test_a_replayed_day_is_refused_and_changes_nothing(
+def test_a_replayed_day_is_refused(
     loan: tuple[LoanTerms, ServicingRules], extra_days: int
 ) -> None:
     terms, rules = loan
     state, _ = open_loan(1, START, build_schedule(terms), rules)
     for _ in range(extra_days):
         state, _ = close_day(state, state.open_date)
-    before = state
     try:
         close_day(state, state.last_closed)
     except ValueError:
         pass
     else:  # pragma: no cover - the replay must be refused
         raise AssertionError("closing the same day twice was accepted")
-    assert state == before
     assert state.open_date == START + timedelta(days=extra_days)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -22,10 +22,11 @@ from lendsafe.adapters.db import tables as t
 from lendsafe.bootstrap import Container
 from lendsafe.domain.calendar import day_number
 from lendsafe.domain.lending.product import Product, Term, TermUnit
-from lendsafe.domain.money import format_amount, format_rate
+from lendsafe.domain.money import currency, format_amount, format_rate, parse_amount
 from lendsafe.domain.problems import Refused
 
 DEMO_START = date(2026, 1, 5)
+CNY = currency("CNY")  # the demo books CNY products only, so the report sums one currency
 BEHAVIOURS = (("punctual", 0.70), ("late", 0.17), ("settler", 0.08), ("defaulter", 0.05))
 
 
@@ -122,18 +123,12 @@ class Simulation:
         for loan_id in self.rng.sample(settlers, k=min(len(settlers), 2)):
             if self.rng.random() < 0.5:
                 continue
-            total = _minor(self.service.payoff(loan_id)["total"])
+            total = parse_amount(self.service.payoff(loan_id)["total"], CNY)
             amount = total if self.rng.random() < 0.5 else max(1, total // 3)  # or partial
             self.service.pay(loan_id, amount, f"demo-settle:{loan_id}:{on.isoformat()}")
             self.payments += 1
             if amount == total:
                 self.borrowers[loan_id] = Borrower("punctual", 0)
-
-
-def _minor(text: str) -> int:
-    whole, _, fraction = text.partition(".")
-    sign = -1 if whole.startswith("-") else 1
-    return sign * (abs(int(whole)) * 100 + int((fraction or "0").ljust(2, "0")[:2]))
 
 
 def run_demo(container: Container, loans: int, days: int, seed: int,
@@ -177,9 +172,8 @@ def portfolio_report(container: Container) -> dict[str, Any]:
         collected = connection.execute(select(
             func.coalesce(func.sum(t.payments.c.amount_minor), 0))).scalar_one()
     rate = f"{format_rate(Decimal(int(collected)) / Decimal(int(due)) * 100, 1)}%" if due else "n/a"
-    cny = container_currency()
-    return {**status, "collected": format_amount(int(collected), cny),
-            "due_to_date": format_amount(int(due), cny), "collected_over_due": rate}
+    return {**status, "collected": format_amount(int(collected), CNY),
+            "due_to_date": format_amount(int(due), CNY), "collected_over_due": rate}
 
 
 def render_report(report: dict[str, Any], console: Console) -> None:
@@ -198,13 +192,3 @@ def render_report(report: dict[str, Any], console: Console) -> None:
                   f"{'balanced' if tb['balanced'] else 'NOT BALANCED'}")
     console.print(f"open business date {report['business_date']}; "
                   f"simulation {report['simulation']}")
-
-
-def container_currency() -> Any:
-    """The display currency of the demo report (CNY; US loans are a small share)."""
-    from lendsafe.domain.money import currency
-
-    return currency("CNY")
-
-
-__all__ = ["run_demo", "timedelta"]

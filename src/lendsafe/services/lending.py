@@ -31,7 +31,6 @@ from lendsafe.adapters.db.repository import (
     trial_balance_by_currency,
 )
 from lendsafe.domain import events as ev
-from lendsafe.domain.calendar import day_number, from_day_number
 from lendsafe.domain.lending.loan import LoanStatus, close_day, open_loan
 from lendsafe.domain.lending.payments import Allocation, apply_payment, payoff_amount
 from lendsafe.domain.lending.product import LoanType, Term
@@ -452,8 +451,7 @@ def _fingerprint(loan_id: int, amount_minor: int) -> str:
     return hashlib.sha256(f"{loan_id}:{amount_minor}".encode()).hexdigest()
 
 
-__all__ = ["Conflict", "EodSummary", "LendingService", "NotFound", "day_number",
-           "from_day_number", "loan_document"]
+__all__ = ["Conflict", "EodSummary", "LendingService", "NotFound", "loan_document"]
 
 
 def quote_document(quote: Quote) -> dict[str, Any]:

@@ -27,7 +27,6 @@ from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from decimal import Decimal
 from enum import Enum
-from fractions import Fraction
 
 from lendsafe.domain import events as ev
 from lendsafe.domain.calendar import DayCount, Frequency
@@ -316,8 +315,3 @@ def _with_installment(state: LoanState, index: int, row: InstallmentState) -> Lo
     rows = list(state.installments)
     rows[index] = row
     return replace(state, installments=tuple(rows))
-
-
-def rate_fraction(rules: ServicingRules) -> Fraction:
-    """The contract rate as an exact fraction."""
-    return Fraction(rules.annual_rate)

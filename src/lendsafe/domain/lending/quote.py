@@ -17,7 +17,6 @@ from lendsafe.domain.calendar import BusinessCalendar, Frequency
 from lendsafe.domain.lending.apr import AprResult, CashFlow, Method, UnitPeriod, annual_rate
 from lendsafe.domain.lending.jurisdiction import Jurisdiction, QuoteFacts, check_quote
 from lendsafe.domain.lending.product import (
-    FeeMode,
     LoanType,
     Product,
     Term,
@@ -152,8 +151,3 @@ def _product_limits(product: Product, amount_minor: int, term: Term) -> list[Pro
             field="term", figures={"min": str(product.term_min), "max": str(product.term_max)},
         ))
     return problems
-
-
-def is_deducted(terms: LoanTerms) -> bool:
-    """True when the up-front fee is taken from the cash paid out."""
-    return terms.fee_mode is FeeMode.DEDUCTED
