@@ -14,6 +14,7 @@ from sqlalchemy import Engine, func, select, update
 from typer.testing import CliRunner
 
 from lendsafe.adapters.channels import FailureMode, FakeProvider
+from lendsafe.adapters.db import reminder_dispatch_store as dstore
 from lendsafe.adapters.db import reminder_store as store
 from lendsafe.adapters.db.reminder_tables import reminder_attempts, reminders
 from lendsafe.config import ReminderSettings
@@ -227,8 +228,8 @@ def test_stuck_lease_is_recovered_without_a_double(service: LendingService,
     fake = FakeProvider(deliver=True)
     crashed = _worker(service.engine, fake, T0_AT)
     with service.engine.begin() as connection:  # claim, send, then "die" before recording
-        rows = store.claim(connection, "dead:1", T0_AT, timedelta(seconds=30), 10)
-        context = store.load_context(connection, rows, T0_AT)
+        rows = dstore.claim(connection, "dead:1", T0_AT, timedelta(seconds=30), 10)
+        context = dstore.load_context(connection, rows, T0_AT)
     from lendsafe.services.reminder_dispatch import _Batch
 
     batch = _Batch(T0_AT)

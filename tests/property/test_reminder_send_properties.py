@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, delete, insert, select
 
 from lendsafe.adapters.channels import FakeProvider, OutboundMessage, SendResult
+from lendsafe.adapters.db import reminder_dispatch_store as dstore
 from lendsafe.adapters.db import reminder_store as store
 from lendsafe.adapters.db import tables as t
 from lendsafe.adapters.db.engine import make_engine, upgrade
@@ -123,7 +124,7 @@ def _drive(worker: Worker, engine: Engine, clock: list[datetime], until: datetim
     """Event-driven time: jump to the next due step, run one batch, repeat."""
     for _ in range(2_000):
         with engine.connect() as connection:
-            upcoming = store.next_due(connection)
+            upcoming = dstore.next_due(connection)
         if upcoming is None or upcoming > until:
             return
         clock[0] = max(clock[0] + timedelta(seconds=1), upcoming)

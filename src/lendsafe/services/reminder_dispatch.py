@@ -35,6 +35,7 @@ from lendsafe.adapters.channels.base import (
     SendOutcome,
     SendResult,
 )
+from lendsafe.adapters.db import reminder_dispatch_store as dstore
 from lendsafe.adapters.db import reminder_store as store
 from lendsafe.config import ReminderSettings
 from lendsafe.domain.reminders import dispatch as d
@@ -125,7 +126,7 @@ class Worker:
     def _idle(self) -> bool:
         """Nothing falls due within the idle wait (or the clock is frozen)."""
         with self.engine.begin() as connection:
-            upcoming = store.next_due(connection)
+            upcoming = dstore.next_due(connection)
         now = self.clock()
         if upcoming is None or upcoming > now + timedelta(
                 seconds=self.settings.idle_wait_seconds):
@@ -139,12 +140,12 @@ class Worker:
         owner = f"{self.worker_id}:{uuid.uuid4().hex[:8]}"
         with self.engine.begin() as connection:
             if self._last_sweep is None or now - self._last_sweep >= _SWEEP_EVERY:
-                store.sweep(connection, now)
+                dstore.sweep(connection, now)
                 self._last_sweep = now
-            rows = store.claim(connection, owner, now,
+            rows = dstore.claim(connection, owner, now,
                                timedelta(seconds=self.settings.lease_seconds),
                                self.settings.batch_size)
-            context = store.load_context(connection, rows, now) if rows else {}
+            context = dstore.load_context(connection, rows, now) if rows else {}
         if not rows:
             return 0
         if self.after_claim is not None:  # fault injection in tests
@@ -157,7 +158,7 @@ class Worker:
             self._handle(row, context, batch)
         self._flush(batch, deadline)
         with self.engine.begin() as connection:
-            store.record(connection, owner, batch.updates, batch.attempts, batch.deliveries)
+            dstore.record(connection, owner, batch.updates, batch.attempts, batch.deliveries)
         self.stats.batches += 1
         self.stats.claimed += len(rows)
         for update in batch.updates:

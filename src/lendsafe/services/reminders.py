@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import Connection, Engine, delete, func, select, update
 
+from lendsafe.adapters.db import reminder_dispatch_store as dstore
 from lendsafe.adapters.db import reminder_store as store
 from lendsafe.adapters.db import tables as t
 from lendsafe.adapters.db.reminder_tables import (
@@ -176,7 +177,7 @@ class ReminderService:
         """``lendsafe remind plan --date D``: plan ``day`` in its own transaction."""
         with self.engine.begin() as connection:
             created = self.plan_day(connection, day)
-            store.analyze(connection)
+            dstore.analyze(connection)
         return created
 
     # -- contacts --------------------------------------------------------------------
