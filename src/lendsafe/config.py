@@ -65,6 +65,7 @@ class ReminderSettings:
     how_to_pay: str = ""
     receipt_secrets: tuple[tuple[str, str], ...] = ()
     channels_override: str | None = None
+    horizon_days: int = 2  # a change re-plans its loans' steps up to this many days ahead
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> ReminderSettings:
@@ -94,4 +95,5 @@ class ReminderSettings:
             how_to_pay=env.get("LENDSAFE_REMINDER_HOW_TO_PAY", cls.how_to_pay),
             receipt_secrets=secrets,
             channels_override=env.get("LENDSAFE_CHANNELS_OVERRIDE"),
+            horizon_days=int(number("HORIZON_DAYS", cls.horizon_days)),
         )

@@ -2,13 +2,22 @@
 
 :class:`ReminderService` is a :class:`~lendsafe.services.lending.LendingService` listener:
 
-* ``loan.book`` plans every step of the new loan's instalments (transactional outbox);
-* ``loan.pay`` re-plans the loan: steps of a settled instalment are cancelled, steps of a
-  rebuilt schedule are re-timed in place (same step keys) or cancelled if gone;
-* ``loan.restructure``, ``relief.apply``, ``relief.accept`` (and any other change whose
-  events name loans) re-plan those loans the same way;
+* ``loan.book`` plans every step of the new loan's instalments in the booking's
+  transaction (transactional outbox);
+* ``loan.pay`` cancels the steps a payment made pointless; when it rebuilt the schedule
+  it re-plans the loan: steps are re-timed in place (same step keys) or cancelled if gone;
+* ``loan.restructure``, ``relief.accept`` (and any other change whose events name loans)
+  re-plan those loans the same way;
+* a **mass change** (``relief.apply``: up to hundreds of thousands of loans) re-plans only
+  the planning horizon - steps sent from today through ``horizon_days`` (default 2) ahead -
+  and cancels the loans' other steps whose due date moved ("schedule changed");
 * ``eod.close`` plans the next day's steps for every active loan, set-based and
-  idempotently (planning twice creates nothing new).
+  idempotently (planning twice creates nothing new), and revives a step a schedule change
+  had cancelled (never sent) when its instalment is due again on that day; it cancels
+  the open steps of loans charged off that day (they go to collections).
+
+So a mass change never rewrites months of reminders, and every step is still planned, at
+the latest by the close of business the day before it is sent.
 
 Dispatch lives in :mod:`lendsafe.services.reminder_dispatch`.
 """
@@ -46,6 +55,8 @@ from lendsafe.domain.reminders.policy import (
 )
 
 Clock = Callable[[], datetime]
+#: Changes that re-plan only the planning horizon (see the module docstring).
+MASS_ACTIONS = frozenset({"relief.apply"})
 _REPLAN_CHUNK = 5_000  # loan ids per statement (SQLite allows 32,766 parameters)
 
 
@@ -133,37 +144,53 @@ class ReminderService:
         """Listener for lending changes; runs inside the change's own transaction.
 
         Close of business plans the next day; any other change that names loans in its
-        events (booking, payment, restructuring, relief) re-plans those loans.
+        events (booking, payment, restructuring, relief) re-plans those loans - every step
+        for a change of a few loans, the planning horizon for a mass change.
         """
         if change.action == "eod.close":
+            store.cancel_charged_off(change.connection, change.business_date, self.clock())
             self.plan_day(change.connection, change.business_date + timedelta(days=1))
             return
         loan_ids = sorted({int(e.loan_id) for e in change.events if hasattr(e, "loan_id")})
         if not loan_ids:
             return
         if change.action == "loan.book":  # a new loan has nothing stale to cancel
-            self._plan_loans(change.connection, loan_ids)
+            self._plan_loans(change.connection, loan_ids, None)
             return
         if change.action == "loan.pay" and not getattr(change, "schedule_changed", True):
             # same due dates: only the steps the payment made pointless change (amounts are
             # read at send time)
             store.cancel_stale(change.connection, loan_ids, self.clock())
             return
-        self.replan_loans(change.connection, loan_ids)
+        horizon = change.action in MASS_ACTIONS
+        self.replan_loans(change.connection, loan_ids, change.business_date if horizon else None,
+                          horizon=horizon)
 
-    def _plan_loans(self, connection: Connection, loan_ids: list[int]) -> int:
-        return store.plan(connection, self.policy, store.PlanScope(loan_ids=tuple(loan_ids)),
-                          not_before=self.clock(), default_tz=self.settings.default_time_zone,
-                          replace=True)
+    def horizon(self, on: date | None = None) -> tuple[date, date]:
+        """The local send dates a mass change re-plans: from the oldest step that may still
+        be sent (the longest expiry back) through ``horizon_days`` after the later of today
+        and the business date ``on``."""
+        now = self.clock().astimezone(UTC)
+        expiry = max((s.expiry for s in self.policy.steps), default=timedelta(0))
+        since = (now - expiry).date() - timedelta(days=1)
+        until = max(now.date(), on or now.date()) + timedelta(days=self.settings.horizon_days)
+        return since, until
 
-    def replan_loans(self, connection: Connection, loan_ids: list[int]) -> int:
-        """(Re)plan every step of these loans; cancel steps made pointless."""
+    def _plan_loans(self, connection: Connection, loan_ids: list[int],
+                    window: tuple[date, date] | None) -> int:
+        since, until = window if window is not None else (None, None)
+        scope = store.PlanScope(loan_ids=tuple(loan_ids), since=since, until=until)
+        return store.plan(connection, self.policy, scope, not_before=self.clock(),
+                          default_tz=self.settings.default_time_zone, replace=True)
+
+    def replan_loans(self, connection: Connection, loan_ids: list[int],
+                     on: date | None = None, *, horizon: bool = False) -> int:
+        """Re-plan these loans' steps (all, or over the horizon); cancel pointless steps."""
         now, count = self.clock(), 0
+        window = self.horizon(on) if horizon else None
         for start in range(0, len(loan_ids), _REPLAN_CHUNK):
             chunk = loan_ids[start:start + _REPLAN_CHUNK]
-            count += store.plan(connection, self.policy, store.PlanScope(loan_ids=tuple(chunk)),
-                                not_before=now, default_tz=self.settings.default_time_zone,
-                                replace=True)
+            count += self._plan_loans(connection, chunk, window)
             store.cancel_stale(connection, chunk, now)
         return count
 

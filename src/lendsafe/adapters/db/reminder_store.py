@@ -101,10 +101,24 @@ def _insert_for(connection: Connection) -> Any:
 
 @dataclass(frozen=True)
 class PlanScope:
-    """Which instalments to plan: some loans (all their steps) or steps sent on some dates."""
+    """Which steps to plan: some loans' steps, or steps sent on some dates.
+
+    ``since``/``until`` bound the local send dates (inclusive) - the planning horizon: a
+    change re-plans a loan's steps of the next few days only, and close of business plans
+    each later day as it comes, so a schedule change never rewrites months of reminders.
+    """
 
     loan_ids: tuple[int, ...] | None = None
     send_dates: tuple[date, ...] | None = None
+    since: date | None = None
+    until: date | None = None
+
+    def admits(self, send_date: date) -> bool:
+        """True when a step sent on ``send_date`` is inside this scope."""
+        if self.send_dates is not None and send_date not in self.send_dates:
+            return False
+        return ((self.since is None or send_date >= self.since)
+                and (self.until is None or send_date <= self.until))
 
 
 _I = t.installments.c
@@ -138,6 +152,11 @@ def _candidates(policy: ReminderPolicy, scope: PlanScope, default_tz: str) -> An
     if scope.send_dates is not None:
         dues = {d - timedelta(days=s.offset_days) for d in scope.send_dates for s in policy.steps}
         query = query.where(i.due_date.in_(sorted(dues)))
+    offsets = [s.offset_days for s in policy.steps] or [0]
+    if scope.until is not None:
+        query = query.where(i.due_date <= scope.until - timedelta(days=min(offsets)))
+    if scope.since is not None:
+        query = query.where(i.due_date >= scope.since - timedelta(days=max(offsets)))
     return query.subquery("candidates")
 
 
@@ -154,7 +173,7 @@ def _slot_rows(
         quiet = _quiet(quiet_text, policy.default_quiet_hours, policy.legal_quiet_hours)
         for step in policy.steps:
             send_date = due + timedelta(days=step.offset_days)
-            if scope.send_dates is not None and send_date not in scope.send_dates:
+            if not scope.admits(send_date):
                 continue
             nominal = _resolve_local(send_date, step.send_at, tz)
             planned = _next_allowed(max(nominal, not_before), tz, quiet)
@@ -242,9 +261,11 @@ def plan(
 ) -> int:
     """Upsert reminders for ``scope``; returns rows inserted or re-planned.
 
-    ``replace=False`` (close of business) never touches an existing step: planning twice
+    ``replace=False`` (close of business) never touches a live step: planning twice
     creates nothing new. ``replace=True`` (booking, payment) re-times steps that have not
-    been sent or claimed, so a rebuilt schedule replaces its reminders.
+    been sent or claimed, so a rebuilt schedule replaces its reminders. Both revive a step
+    that was cancelled because the schedule changed (never sent) when its instalment is due
+    again on the planned day - the same step key, so the dedup key stays stable.
     """
     not_before = not_before.astimezone(UTC)
     candidates = _candidates(policy, scope, default_tz)
@@ -256,22 +277,20 @@ def plan(
         return 0
     statement = _insert_for(connection)(reminders).from_select(
         list(_PLAN_COLUMNS), _plan_select(policy, candidates, not_before))
-    if replace:
-        statement = _replan(statement)
-    else:
-        statement = statement.on_conflict_do_nothing(index_elements=["step_key"])
+    statement = _replan(statement, replace)
     statement = statement.execution_options(preserve_rowcount=True)  # psycopg: else -1
     return int(connection.execute(statement).rowcount or 0)
 
 
-def _replan(statement: Any) -> Any:
+def _replan(statement: Any, replace: bool) -> Any:
     r, excluded = reminders.c, statement.excluded
     values = {name: excluded[name] for name in _REPLANNED}
     values["due_at"] = case((r.tries == 0, excluded.due_at), else_=r.due_at)
+    revivable = and_(r.status == "cancelled", r.reason == "schedule changed")
+    which = or_(r.status.in_(OPEN_STATUSES), revivable) if replace else revivable
     return statement.on_conflict_do_update(
         index_elements=["step_key"], set_=values,
-        where=and_(r.status.in_(OPEN_STATUSES), r.inflight == False,  # noqa: E712
-                   r.sent_at.is_(None)))
+        where=and_(which, r.inflight == False, r.sent_at.is_(None)))  # noqa: E712
 
 
 def _fill_slots(connection: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -293,4 +312,17 @@ def cancel_stale(connection: Connection, loan_ids: Sequence[int], now: datetime)
         .where(r.loan_id.in_(loan_ids), r.status.in_(OPEN_STATUSES),
                r.inflight == False, not_(live))  # noqa: E712
         .values(status="cancelled", reason=reason, updated_at=now))
+    return int(result.rowcount or 0)
+
+
+def cancel_charged_off(connection: Connection, day: date, now: datetime) -> int:
+    """Cancel the open steps of loans charged off at the close of ``day``: reminders are
+    for active loans; a charged-off loan goes to collections."""
+    r, loans = reminders.c, t.loans.c
+    gone = select(loans.id).where(loans.charged_off_on == day, loans.status == "charged_off")
+    result = connection.execute(
+        update(reminders)
+        .where(r.loan_id.in_(gone), r.status.in_(OPEN_STATUSES),
+               r.inflight == False)  # noqa: E712
+        .values(status="cancelled", reason="loan charged off", updated_at=now))
     return int(result.rowcount or 0)

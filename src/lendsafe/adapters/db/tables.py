@@ -114,6 +114,7 @@ event.listen(loans, "after_create",
              .execute_if(dialect="postgresql"))
 Index("ix_loans_borrower", loans.c.borrower_id)
 Index("ix_loans_status", loans.c.status)
+Index("ix_loans_charged_off_on", loans.c.charged_off_on)
 # close of business finds the few loans with something to do through these (never a scan);
 # the columns the daily accrual writes are not indexed, so on PostgreSQL it stays HOT
 Index("ix_loans_cur_due_day", loans.c.cur_due_day)

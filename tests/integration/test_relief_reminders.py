@@ -1,0 +1,135 @@
+"""Relief and restructuring re-plan reminders: no step is left on an old due date, a mass
+change re-plans only the planning horizon, and the closes of business that follow plan
+(or revive) every later step - checked day by day against a second computation from the
+instalments themselves, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+from sqlalchemy import Engine, select
+
+from lendsafe.adapters.db import tables as t
+from lendsafe.adapters.db.reminder_store import OPEN_STATUSES
+from lendsafe.adapters.db.reminder_tables import reminders
+from lendsafe.domain.lending.product import Term, TermUnit
+from lendsafe.domain.lending.relief import ReliefEvent, ReliefOffer
+from lendsafe.domain.lending.restructure import (
+    ChangeKind,
+    ChangeRequest,
+    HolidayInterest,
+    KindPolicy,
+    RestructuringPolicy,
+)
+from lendsafe.services.lending import LendingService
+from lendsafe.services.relief import ReliefService
+from lendsafe.services.reminders import Contact, ReminderService
+from lendsafe.services.restructuring import RestructuringService
+
+CLOCK = datetime(2026, 3, 1, 16, 0, tzinfo=UTC)  # before every send date of the book
+BOOKS = [("cn-bullet", 300_000, Term(30, TermUnit.DAYS)),
+         ("cn-annuity", 1_200_000, Term(6, TermUnit.MONTHS)),
+         ("cn-weekly", 300_000, Term(12, TermUnit.WEEKS)),
+         ("cn-biweekly", 900_000, Term(12, TermUnit.WEEKS))]
+EVENT = ReliefEvent("typhoon 2026", date(2026, 3, 20), date(2026, 4, 30), frozenset({"GD"}),
+                    offer=ReliefOffer(deferral_days=30, waive_penalty=True))
+OPEN_POLICY = RestructuringPolicy(
+    {k: KindPolicy(k, max_per_loan=9, count_max=24, days_max=120, fee_max_minor=10_000,
+                   approval=False) for k in ChangeKind}, changes_max=9)
+Step = tuple[int, int, str, date, date]  # loan, instalment, step, due date, send date
+
+
+def _setup(service: LendingService) -> tuple[ReminderService, list[int], list[int]]:
+    rs = ReminderService(service.engine, clock=lambda: CLOCK)
+    service.subscribe(rs.on_change)
+    covered, outside = [], []
+    for n, (product, amount, term) in enumerate(BOOKS * 2):
+        region = "GD" if n % 2 == 0 else "FJ"
+        ref = f"r{n}"
+        loan_id = service.book(ref, product, amount, term, region=region)
+        rs.set_contact(ref, Contact("Asia/Shanghai", "zh", {"sms": f"+86138000000{n:02d}"}))
+        (covered if region == "GD" else outside).append(loan_id)
+    return rs, covered, outside
+
+
+def _expected(engine: Engine, rs: ReminderService) -> set[Step]:
+    """Second computation: every policy step of every unsettled instalment, from the
+    instalment rows alone (the clock is before every send date, so none is past)."""
+    i = t.installments.c
+    owed = (i.principal_due_minor + i.interest_due_minor + i.fee_due_minor
+            - i.principal_paid_minor - i.interest_paid_minor - i.fee_paid_minor)
+    with engine.connect() as connection:
+        rows = connection.execute(select(i.loan_id, i.seq, i.due_date).join(
+            t.loans, t.loans.c.id == i.loan_id).where(owed > 0, t.loans.c.status == "active"))
+        return {(r.loan_id, r.seq, s.code, r.due_date, r.due_date + timedelta(s.offset_days))
+                for r in rows for s in rs.policy.steps}
+
+
+def _planned(engine: Engine, statuses: tuple[str, ...] = OPEN_STATUSES) -> set[Step]:
+    r = reminders.c
+    with engine.connect() as connection:
+        rows = connection.execute(select(r.loan_id, r.installment_seq, r.step_code, r.due_date,
+                                         r.send_date).where(r.status.in_(statuses)))
+        return {tuple(row) for row in rows}  # type: ignore[misc]
+
+
+def _on(steps: set[Step], day: date) -> set[Step]:
+    return {s for s in steps if s[4] == day}
+
+
+def test_mass_relief_replans_the_horizon_and_eod_plans_every_later_step(
+        service: LendingService) -> None:
+    rs, covered, outside = _setup(service)
+    engine = service.engine
+    assert _planned(engine) == _expected(engine, rs)  # booking planned every step
+    service.close_business(date(2026, 3, 24))
+    relief = ReliefService(service, chunk_size=3)
+    event_id = relief.declare(EVENT)["event_id"]
+    on = service.open_date()
+    assert relief.apply(event_id)["loans_covered"] == len(covered)
+
+    expected, planned = _expected(engine, rs), _planned(engine)
+    assert not planned - expected, "an open step still points at an old due date"
+    since, until = rs.horizon(on)
+    assert {s for s in expected if since <= s[4] <= until} <= planned  # the horizon
+    with engine.connect() as connection:
+        moved = connection.execute(select(reminders.c.loan_id).where(
+            reminders.c.status == "cancelled", reminders.c.reason == "schedule changed")
+        ).scalars().all()
+    assert moved and set(moved) <= set(covered)  # outside loans keep their steps
+    assert {s for s in planned if s[0] in outside} == {s for s in expected if s[0] in outside}
+
+    for _ in range(200):  # every later day: the close of business before it plans it
+        service.close_business(on)
+        tomorrow = on + timedelta(days=1)
+        assert _on(_planned(engine), tomorrow) == _on(_expected(engine, rs), tomorrow), tomorrow
+        on = tomorrow
+    assert _planned(engine) >= {s for s in _expected(engine, rs) if s[4] > until}
+
+
+def test_restructuring_and_accepted_relief_replan_every_step_at_once(
+        service: LendingService) -> None:
+    rs, covered, _ = _setup(service)
+    engine = service.engine
+    offered = ReliefEvent("offered 2026", date(2026, 3, 20), date(2026, 4, 30),
+                          frozenset({"GD"}), mode="offer",
+                          offer=ReliefOffer(deferral_days=21, waive_penalty=True))
+    service.close_business(date(2026, 3, 20))
+    relief = ReliefService(service)
+    event_id = relief.declare(offered)["event_id"]
+    relief.apply(event_id)
+    assert _planned(engine) == _expected(engine, rs)  # an offer moves nothing
+    relief.accept(event_id, covered[1], actor="borrower")
+    expected = _expected(engine, rs)
+    assert _planned(engine) == expected  # one loan: all its steps re-planned in place
+    assert any(s[0] == covered[1] and s[4] > date(2026, 6, 1) for s in expected)
+    changes = RestructuringService(service, OPEN_POLICY)
+    before = {s for s in expected if s[0] == covered[3]}
+    with engine.begin() as connection:  # two instalments deferred: later due dates move
+        record, result = changes.compute(connection, covered[3], ChangeRequest(
+            ChangeKind.DEFERRAL, count=2, holiday_interest=HolidayInterest.CAPITALISED),
+            lock=True)
+        changes.apply(connection, record, result, "test")
+    expected = _expected(engine, rs)
+    assert {s for s in expected if s[0] == covered[3]} != before
+    assert _planned(engine) == expected  # the restructure's own transaction re-planned it
