@@ -6,9 +6,12 @@ instalments themselves, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
+import pytest
 from sqlalchemy import Engine, select
 
+from lendsafe.adapters.channels.file_channel import FileChannel
 from lendsafe.adapters.db import tables as t
 from lendsafe.adapters.db.reminder_store import OPEN_STATUSES
 from lendsafe.adapters.db.reminder_tables import reminders
@@ -23,6 +26,7 @@ from lendsafe.domain.lending.restructure import (
 )
 from lendsafe.services.lending import LendingService
 from lendsafe.services.relief import ReliefService
+from lendsafe.services.reminder_dispatch import Worker
 from lendsafe.services.reminders import Contact, ReminderService
 from lendsafe.services.restructuring import RestructuringService
 
@@ -69,7 +73,8 @@ def _planned(engine: Engine, statuses: tuple[str, ...] = OPEN_STATUSES) -> set[S
     r = reminders.c
     with engine.connect() as connection:
         rows = connection.execute(select(r.loan_id, r.installment_seq, r.step_code, r.due_date,
-                                         r.send_date).where(r.status.in_(statuses)))
+                                         r.send_date).where(r.status.in_(statuses),
+                                                            r.step_key.like("rem:%")))
         return {tuple(row) for row in rows}  # type: ignore[misc]
 
 
@@ -133,3 +138,47 @@ def test_restructuring_and_accepted_relief_replan_every_step_at_once(
     expected = _expected(engine, rs)
     assert {s for s in expected if s[0] == covered[3]} != before
     assert _planned(engine) == expected  # the restructure's own transaction re-planned it
+
+
+def _first_unsettled(engine: Engine, loan_id: int) -> date:
+    i = t.installments.c
+    owed = (i.principal_due_minor + i.interest_due_minor + i.fee_due_minor
+            - i.principal_paid_minor - i.interest_paid_minor - i.fee_paid_minor)
+    with engine.connect() as connection:
+        return connection.execute(select(i.due_date).where(i.loan_id == loan_id, owed > 0)
+                                  .order_by(i.seq).limit(1)).scalar_one()
+
+
+@pytest.mark.parametrize("mode", ["automatic", "offer"])
+def test_borrowers_are_told_of_relief_through_the_reminder_channels(
+        service: LendingService, tmp_path: Path, mode: str) -> None:
+    rs, covered, _ = _setup(service)
+    engine = service.engine
+    event = ReliefEvent("typhoon 2026", date(2026, 3, 2), date(2026, 4, 30), frozenset({"GD"}),
+                        mode=mode, offer=ReliefOffer(deferral_days=30, waive_penalty=True))
+    relief = ReliefService(service, chunk_size=3)
+    event_id = relief.declare(event)["event_id"]
+    relief.apply(event_id)
+    code = "RLF-A" if mode == "automatic" else "RLF-O"
+    r = reminders.c
+    with engine.connect() as connection:
+        rows = connection.execute(select(r.loan_id, r.step_code, r.status, r.due_date).where(
+            r.step_key.like(f"ntc:relief:{event_id}:%"))).all()
+    assert sorted(row.loan_id for row in rows) == sorted(covered)  # one each, none outside
+    assert {(row.step_code, row.status) for row in rows} == {(code, "pending")}
+    assert all(row.due_date == _first_unsettled(engine, row.loan_id) for row in rows)
+    with engine.begin() as connection:  # planning twice is a no-op
+        assert rs.plan_notices(connection, code, f"relief:{event_id}", covered) == 0
+
+    channel = FileChannel(tmp_path / "sent.jsonl")  # the provider's own record
+    at = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai, after quiet hours
+    for _ in range(2):  # a second worker run sends nothing again
+        Worker(engine, dict.fromkeys(("sms", "app_push", "email", "voice"), channel),
+               clock=lambda: at).run(until_idle=True, sleep=lambda _s: None)
+    sent = [m for m in channel.records() if m["step"] == code]
+    assert sorted(int(str(m["loan_id"]).lstrip("L")) for m in sent) == sorted(covered)
+    for message in sent:
+        loan_id = int(str(message["loan_id"]).lstrip("L"))
+        due = _first_unsettled(engine, loan_id)
+        assert f"{due.year}年{due.month}月{due.day}日" in str(message["body"])
+        assert message["language"] == "zh" and "纾困" in str(message["body"])

@@ -422,3 +422,46 @@ def test_week_cap_is_a_rolling_seven_days() -> None:
     just_inside = candidate - timedelta(days=7) + timedelta(seconds=1)
     assert within_caps([exactly_week_ago, candidate - timedelta(days=1)], candidate, UTC, caps)
     assert not within_caps([just_inside, candidate - timedelta(days=1)], candidate, UTC, caps)
+
+
+NOTICE = {"code": "RLF-A", "legally_required": True, "channels": ["app_push", "sms"],
+          "template": "relief_applied", "expiry_hours": 72}
+
+
+def test_event_notices_are_read_and_found_by_code() -> None:
+    mapping = base_mapping()
+    mapping["notices"] = [NOTICE]
+    policy = load_policy(mapping)
+    notice = policy.step("RLF-A")
+    assert (notice.kind, notice.legally_required, notice.template_id) == (
+        "notice", True, "relief_applied")
+    assert notice.expiry == timedelta(hours=72) and notice.receipt_timeout("sms") == timedelta(
+        minutes=20)
+    assert policy.step("T-1").offset_days == -1  # cadence steps through the same lookup
+    with pytest.raises(KeyError, match="no step or notice 'RLF-X'"):
+        policy.step("RLF-X")
+
+
+@pytest.mark.parametrize(("change", "code"), [
+    ({"code": "T-9"}, "bad_notice_code"),          # looks like a cadence step
+    ({"code": "relief"}, "bad_notice_code"),
+    ({"template": "nope"}, "unknown_template"),
+    ({"channels": ["fax"]}, "unknown_channel"),
+    ({"expiry_hours": 0}, "bad_expiry"),
+    ({"legally_required": "yes"}, "bad_type"),
+    ({"offset_days": 3}, "unknown_key"),
+])
+def test_bad_event_notices_are_reported(change: dict[str, Any], code: str) -> None:
+    mapping = base_mapping()
+    mapping["notices"] = [{**NOTICE, **change}]
+    with pytest.raises(PolicyError) as info:
+        load_policy(mapping)
+    assert code in info.value.codes, info.value.problems
+
+
+def test_duplicate_notice_code_is_reported() -> None:
+    mapping = base_mapping()
+    mapping["notices"] = [NOTICE, dict(NOTICE)]
+    with pytest.raises(PolicyError) as info:
+        load_policy(mapping)
+    assert info.value.codes == {"duplicate_step"}

@@ -61,3 +61,4 @@ class ReliefApplied(LoanEvent):
 
     event_id: int
     deferral_days: int
+    offered: bool = False  # the deferral is offered for the borrower to accept, not applied

@@ -204,7 +204,9 @@ class ReliefService:
                 rt.relief_applications.c.status == "pending").values(status=status))
             if loans:
                 shift = event.offer.deferral_days if event.mode == "automatic" else 0
-                changes = tuple(rev.ReliefApplied(i, on, event_id, shift) for i in loans)
+                offered = event.mode != "automatic"
+                changes = tuple(rev.ReliefApplied(i, on, event_id, shift, offered)
+                                for i in loans)
                 self.lending.publish(Change(connection, "relief.apply", actor, on, changes,
                                             f"relief:{event_id}"))
         return len(loans)

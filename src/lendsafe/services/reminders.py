@@ -16,6 +16,10 @@
   had cancelled (never sent) when its instalment is due again on that day; it cancels
   the open steps of loans charged off that day (they go to collections).
 
+A relief event also queues one notice per covered loan (``[[notices]]`` in the policy:
+``RLF-A`` when the deferral was applied, ``RLF-O`` when it is offered), dispatched through
+the same channels, quiet hours, caps and receipts as every reminder.
+
 So a mass change never rewrites months of reminders, and every step is still planned, at
 the latest by the close of business the day before it is sent.
 
@@ -55,6 +59,7 @@ from lendsafe.domain.reminders.policy import (
 )
 
 Clock = Callable[[], datetime]
+RELIEF_APPLIED, RELIEF_OFFERED = "RLF-A", "RLF-O"  # notice codes in the policy
 #: Changes that re-plan only the planning horizon (see the module docstring).
 MASS_ACTIONS = frozenset({"relief.apply"})
 _REPLAN_CHUNK = 5_000  # loan ids per statement (SQLite allows 32,766 parameters)
@@ -165,6 +170,18 @@ class ReminderService:
         horizon = change.action in MASS_ACTIONS
         self.replan_loans(change.connection, loan_ids, change.business_date if horizon else None,
                           horizon=horizon)
+        for code, reference, ids in _notices(change):
+            self.plan_notices(change.connection, code, reference, ids)
+
+    def plan_notices(self, connection: Connection, code: str, reference: str,
+                     loan_ids: list[int]) -> int:
+        """Queue the event notice ``code`` once per loan (idempotent per ``reference``)."""
+        notice, count = self.policy.step(code), 0
+        for start in range(0, len(loan_ids), _REPLAN_CHUNK):
+            count += store.plan_notices(
+                connection, self.policy, notice, reference, loan_ids[start:start + _REPLAN_CHUNK],
+                now=self.clock(), default_tz=self.settings.default_time_zone)
+        return count
 
     def horizon(self, on: date | None = None) -> tuple[date, date]:
         """The local send dates a mass change re-plans: from the oldest step that may still
@@ -291,6 +308,19 @@ class ReminderService:
         with self.engine.connect() as connection:
             return build_report(connection, day, now,
                                 timedelta(seconds=self.settings.overdue_grace_seconds))
+
+
+def _notices(change: Any) -> list[tuple[str, str, list[int]]]:
+    """The event notices a change asks for: a relief event applied (``RLF-A``, the loan's
+    repayments were deferred) or offered (``RLF-O``) - one per loan and event."""
+    if change.action != "relief.apply":
+        return []
+    wanted: dict[tuple[str, str], list[int]] = {}
+    for event in change.events:
+        if hasattr(event, "event_id") and hasattr(event, "offered"):
+            code = RELIEF_OFFERED if event.offered else RELIEF_APPLIED
+            wanted.setdefault((code, f"relief:{event.event_id}"), []).append(int(event.loan_id))
+    return [(code, reference, sorted(ids)) for (code, reference), ids in sorted(wanted.items())]
 
 
 def _write_contact(connection: Connection, borrower_id: int, contact: Contact,

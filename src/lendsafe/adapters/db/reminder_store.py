@@ -225,7 +225,8 @@ def _reachable(candidates: Any) -> Any:
     return exists().where(a.borrower_id == candidates.c.borrower_id, wrap.like(token), allowed)
 
 
-def _plan_select(policy: ReminderPolicy, candidates: Any, now: datetime) -> Any:
+def _plan_select(policy: ReminderPolicy, candidates: Any, now: datetime, *,
+                 joined: Any = None, step_key: Any = None) -> Any:
     c, s = candidates.c, slots.c
     reachable = _reachable(candidates)
     status = case((reachable, "pending"), (s.legally_required == True, "unreachable"),  # noqa: E712
@@ -233,16 +234,19 @@ def _plan_select(policy: ReminderPolicy, candidates: Any, now: datetime) -> Any:
     reason = case((reachable, None), else_="no reachable channel at planning")
     language = case((c.language.in_(policy.languages), c.language),
                     else_=policy.default_language)
-    step_key = (literal("rem:") + cast(c.loan_id, String) + literal(":")
-                + cast(c.seq, String) + literal(":") + s.step_code)
+    if step_key is None:
+        step_key = (literal("rem:") + cast(c.loan_id, String) + literal(":")
+                    + cast(c.seq, String) + literal(":") + s.step_code)
+    if joined is None:
+        joined = and_(s.time_zone == c.time_zone, s.quiet_hours == c.quiet_hours,
+                      s.due_date == c.due_date)
     return select(
         step_key, c.loan_id, c.borrower_id, c.seq, s.step_code, literal(policy.policy_id),
         s.send_date, c.due_date, c.outstanding, c.currency, s.legally_required, s.template_id,
         language, s.channels, s.nominal_at, s.planned_at, s.expires_at, status, reason,
         s.planned_at, literal(0), literal(0), literal(0), literal(0), literal(False),
         literal(now), literal(now),
-    ).select_from(candidates.join(slots, and_(
-        s.time_zone == c.time_zone, s.quiet_hours == c.quiet_hours, s.due_date == c.due_date)))
+    ).select_from(candidates.join(slots, joined))
 
 
 _PLAN_COLUMNS = ("step_key", "loan_id", "borrower_id", "installment_seq", "step_code",
@@ -326,3 +330,56 @@ def cancel_charged_off(connection: Connection, day: date, now: datetime) -> int:
                r.inflight == False)  # noqa: E712
         .values(status="cancelled", reason="loan charged off", updated_at=now))
     return int(result.rowcount or 0)
+
+
+# --------------------------------------------------------------------------- event notices
+
+
+def plan_notices(
+    connection: Connection, policy: ReminderPolicy, notice: ReminderStep, reference: str,
+    loan_ids: Sequence[int], *, now: datetime, default_tz: str,
+) -> int:
+    """One ``notice`` per active loan of ``loan_ids``, sent as soon as quiet hours allow.
+
+    The row names the loan's next unsettled instalment (what the message quotes, read again
+    at send time); its step key ``ntc:{reference}:{loan}`` makes planning twice a no-op.
+    """
+    now = now.astimezone(UTC)
+    candidates = _notice_candidates(policy, loan_ids, default_tz)
+    combos = connection.execute(select(
+        candidates.c.time_zone, candidates.c.quiet_hours).distinct()).all()
+    rows = [_notice_slot(zone, quiet, policy, notice, now) for zone, quiet in combos]
+    _fill_slots(connection, rows)
+    if not rows:
+        return 0
+    c, s = candidates.c, slots.c
+    plan = _plan_select(policy, candidates, now, joined=and_(
+        s.time_zone == c.time_zone, s.quiet_hours == c.quiet_hours),
+        step_key=literal(f"ntc:{reference}:") + cast(c.loan_id, String))
+    statement = (_insert_for(connection)(reminders).from_select(list(_PLAN_COLUMNS), plan)
+                 .on_conflict_do_nothing(index_elements=["step_key"])
+                 .execution_options(preserve_rowcount=True))
+    return int(connection.execute(statement).rowcount or 0)
+
+
+def _notice_candidates(policy: ReminderPolicy, loan_ids: Sequence[int], default_tz: str) -> Any:
+    i = t.installments.c
+    first = (select(i.loan_id, func.min(i.seq).label("seq"))
+             .where(i.loan_id.in_(loan_ids), outstanding_amount() > 0)
+             .group_by(i.loan_id).subquery("first_unsettled"))
+    whole = _candidates(policy, PlanScope(loan_ids=tuple(loan_ids)), default_tz).element
+    return whole.join_from(t.installments, first, and_(
+        first.c.loan_id == i.loan_id, first.c.seq == i.seq)).subquery("candidates")
+
+
+def _notice_slot(zone: str, quiet_text: str, policy: ReminderPolicy, notice: ReminderStep,
+                 now: datetime) -> dict[str, Any]:
+    from zoneinfo import ZoneInfo
+
+    tz = ZoneInfo(zone)
+    quiet = _quiet(quiet_text, policy.default_quiet_hours, policy.legal_quiet_hours)
+    planned = _next_allowed(now, tz, quiet)
+    slot = _slot(zone, quiet_text, planned.astimezone(tz).date(), notice,
+                 planned.astimezone(tz).date(), now, planned)
+    slot["expires_at"] = planned + notice.expiry  # quiet hours never eat the notice's time
+    return slot

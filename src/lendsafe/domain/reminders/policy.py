@@ -47,8 +47,11 @@ from lendsafe.domain.reminders.quiet_hours import (
 from lendsafe.domain.reminders.templates import TemplateCatalog, default_catalog
 
 CHANNELS: Final = ("app_push", "sms", "voice", "email")
-StepKind = Literal["reminder", "overdue_notice"]
+StepKind = Literal["reminder", "overdue_notice", "notice"]
 STEP_KINDS: Final = ("reminder", "overdue_notice")
+#: Event notices (``[[notices]]``): sent once, as soon as quiet hours allow, for an event
+#: that is not a due date - e.g. a relief event applied to or offered on a loan.
+NOTICE_CODE_RE: Final = re.compile(r"^[A-Z]{2}[A-Z0-9]{0,2}-[A-Z0-9]{1,3}$")  # not "T-3"
 #: Opt-out token that silences every message that is not legally required.
 OPT_OUT_ALL_OPTIONAL: Final = "marketing"
 MAX_OFFSET_DAYS: Final = 90
@@ -65,7 +68,11 @@ _TIME_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 _CODE_RE = re.compile(r"^T(0|[+-][1-9]\d*)$")
 _TOP_KEYS = frozenset({
     "policy_id", "version", "jurisdiction", "product", "default_language", "languages",
-    "quiet_hours", "caps", "receipt_timeout_minutes", "steps",
+    "quiet_hours", "caps", "receipt_timeout_minutes", "steps", "notices",
+})
+_NOTICE_KEYS = frozenset({
+    "code", "legally_required", "channels", "template", "expiry_hours",
+    "receipt_timeout_minutes",
 })
 _STEP_KEYS = frozenset({
     "code", "offset_days", "send_at", "kind", "legally_required", "channels", "template",
@@ -132,6 +139,14 @@ class ReminderPolicy:
     legal_quiet_hours: QuietHours
     caps: Caps
     steps: tuple[ReminderStep, ...]
+    notices: tuple[ReminderStep, ...] = ()
+
+    def step(self, code: str) -> ReminderStep:
+        """The cadence step or event notice called ``code`` (KeyError if none)."""
+        for step in (*self.steps, *self.notices):
+            if step.code == code:
+                return step
+        raise KeyError(f"policy {self.policy_id!r} has no step or notice {code!r}")
 
     def quiet_hours_for(self, borrower: Borrower) -> QuietHours:
         """Borrower's own quiet hours (or the default) always united with the legal bound."""
@@ -356,6 +371,50 @@ def _read_step(raw: object, path: str, ctx: _Context) -> ReminderStep | None:
     )
 
 
+def _read_notice(raw: object, path: str, ctx: _Context) -> ReminderStep | None:
+    c = ctx.collector
+    if not isinstance(raw, Mapping):
+        c.add("bad_type", path, "a notice must be a table")
+        return None
+    c.unknown_keys(raw, _NOTICE_KEYS, path)
+    code = c.text(raw, "code", f"{path}.code") or ""
+    if code and not NOTICE_CODE_RE.match(code):
+        c.add("bad_notice_code", f"{path}.code", f"expected e.g. 'RLF-A' (up to 8), got {code!r}")
+    required = raw.get("legally_required", False)
+    if not isinstance(required, bool):
+        c.add("bad_type", f"{path}.legally_required", "expected true or false")
+    channels = _read_channels(raw.get("channels"), f"{path}.channels", c)
+    template = _read_template(raw, path, ctx)
+    expiry = c.integer(raw.get("expiry_hours"), f"{path}.expiry_hours", "bad_expiry", 1,
+                       MAX_EXPIRY_HOURS)
+    timeouts = ctx.default_timeouts | _read_timeouts(
+        raw.get("receipt_timeout_minutes"), f"{path}.receipt_timeout_minutes", c)
+    if not code or not NOTICE_CODE_RE.match(code) or not expiry or not isinstance(required, bool):
+        return None
+    return ReminderStep(
+        code=code, offset_days=0, send_at=time(0, 0), kind="notice", legally_required=required,
+        channels=channels, template_id=template, expiry=timedelta(hours=expiry),
+        receipt_timeouts=tuple((ch, timeouts[ch]) for ch in channels if ch in timeouts),
+    )
+
+
+def _read_notices(raw: object, ctx: _Context) -> list[ReminderStep]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        ctx.collector.add("bad_type", "notices", "expected a list of [[notices]] tables")
+        return []
+    notices: list[ReminderStep] = []
+    for i, item in enumerate(raw):
+        notice = _read_notice(item, f"notices[{i}]", ctx)
+        if notice is not None and any(n.code == notice.code for n in notices):
+            ctx.collector.add("duplicate_step", f"notices[{i}].code",
+                              f"notice {notice.code!r} defined twice")
+        elif notice is not None:
+            notices.append(notice)
+    return notices
+
+
 def _read_languages(raw: Mapping[str, object], c: _Collector) -> tuple[str, tuple[str, ...]]:
     default = raw.get("default_language")
     languages = raw.get("languages", [default])
@@ -424,6 +483,7 @@ def load_policy(
     )
     ctx = _Context(c, catalog or default_catalog(), languages, timeouts)
     steps = _read_steps(mapping.get("steps"), ctx)
+    notices = _read_notices(mapping.get("notices"), ctx)
     if quiet is not None and jurisdiction:
         _check_cross_rules(steps, quiet[0].union(quiet[1]), jurisdiction, c)
     if c.problems:
@@ -434,6 +494,7 @@ def load_policy(
         policy_id=policy_id, version=version, jurisdiction=jurisdiction,
         product=str(product), default_language=default_language, languages=languages,
         default_quiet_hours=quiet[0], legal_quiet_hours=quiet[1], caps=caps, steps=tuple(steps),
+        notices=tuple(notices),
     )
 
 
