@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 
 from lendsafe.adapters.db import control_tables as ct
 from lendsafe.adapters.db import tables as t
+from lendsafe.adapters.db.repository import trial_balance
 from lendsafe.bootstrap import Container, build
 from lendsafe.domain.lending.product import parse_term
 from lendsafe.domain.problems import Refused
@@ -98,10 +99,13 @@ def test_approval_applies_a_payment_reversal_as_reversing_entries(container: Con
     after = counts(container)
     assert after["journal_entries"] == before["journal_entries"] + len(reversals)
     assert container.ledger.verify(record=False).ok
-    with pytest.raises(Refused, match="already"):
-        second = security.propose(staff("operations", name="olga"), "payment.reversal",
-                                  "payment:1", {}, "again")
+    view = container.lending.loan_view(1)  # the loan is as if the payment never came
+    assert view["balances"]["principal"] == "1000.00" and view["payments"][0]["reversed"]
+    second = security.propose(staff("operations", name="olga"), "payment.reversal",
+                              "payment:1", {}, "again")
+    with pytest.raises(Refused, match="already") as refused:
         security.decide(staff("finance", name="fred"), second["id"], approve=True)
+    assert [p.code for p in refused.value.problems] == ["payment.already_reversed"]
 
 
 def test_rejection_leaves_nothing_behind(container: Container) -> None:
@@ -125,9 +129,16 @@ def test_write_off_override_applies_atomically(container: Container) -> None:
     assert action["will_change"]["after"]["status"] == "charged_off"
     security.decide(staff("risk_officer", name="rita"), action["id"], approve=True)
     assert container.lending.loan_view(1)["status"] == "charged_off"
-    balances = container.lending.status()
-    assert balances  # the journal still balances (checked by status' trial balance)
+    assert container.lending.status()["trial_balance"]["balanced"]
     assert container.ledger.verify(record=False).ok
+    with container.engine.connect() as connection:
+        receivables = {a: v for a, v in trial_balance(connection, 1).items()
+                       if a in ("1100", "1110", "1120", "1130") and v}
+        entries = connection.execute(select(t.journal.c.kind).where(
+            t.journal.c.reference == "write_off:loan:1")).scalars().all()
+    assert receivables == {} and entries and set(entries) == {"charge_off"}
+    written = [r for r in _audit(container) if r["action"] == "loan.write_off"]
+    assert len(written) == 1 and written[0]["target"] == "loan:1"
 
 
 def test_a_failing_handler_applies_nothing(container: Container) -> None:

@@ -87,19 +87,9 @@ def init(on: Annotated[str, typer.Option("--date", help="First open business dat
 
 @app.command()
 def products(as_json: JsonOption = False) -> None:
-    """List the products on offer."""
-    from lendsafe.services.catalogue import Catalogue
-
-    catalogue = Catalogue.load()
-    document = [
-        {
-            "id": p.id, "type": p.type.value, "name": p.name, "currency": p.currency.code,
-            "jurisdiction": p.jurisdiction, "annual_rate": format_rate(p.annual_rate),
-            "term_min": str(p.term_min), "term_max": str(p.term_max),
-            "frequency": p.frequency.value if p.frequency else None,
-        }
-        for p in catalogue.products.values()
-    ]
+    """List the products on offer (as in force: changes approved since the catalogue file
+    was loaded included)."""
+    document = _container().lending.product_listing()
 
     def render(rows: list[dict[str, Any]]) -> None:
         table = Table("id", "type", "name", "rate", "term")

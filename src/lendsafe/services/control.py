@@ -5,8 +5,10 @@ Every state change writes an audit record and seals the ledger in its own transa
 ``lendsafe.services.audit`` and ``lendsafe.services.ledger``). Sensitive actions plug in
 with :meth:`Security.register_sensitive_action` (or the module-level
 :func:`register_sensitive_action`, collected by :func:`build_security`); the handlers for
-role grants, payment reversals, write-off overrides and product changes live in
-the end of this module.
+role grants, payment reversals, write-off overrides and product changes live at the end
+of this module. The last three apply lending use cases (``LendingService.reverse_payment``,
+``write_off``, ``change_product``) in the approval's transaction, so the loan, the journal,
+the lending listeners (audit, reminders, ledger sealer) and the decision commit together.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ from lendsafe.services.access import (
 )
 from lendsafe.services.audit import AuditLog, micros
 from lendsafe.services.ledger import Ledger
+from lendsafe.services.lending import LendingService, NotFound, reversal_document
 
 Clock = Callable[[], datetime]
 ApplyHandler = Callable[[Connection, PendingAction, str], dict[str, Any]]
@@ -589,7 +592,7 @@ def build_security(container: Any, channel: ChannelAdapter | None = None) -> Sec
         ledger=container.ledger, keyring=keyring,
         tokens=TokenSigner(load_or_create_key(settings.token_key_file)), channel=channel,
         clock=container.lending.clock, session_seconds=settings.session_minutes * 60)
-    register_builtin_actions(security)
+    register_builtin_actions(security, container.lending)
     for action in _REGISTRY.values():
         security.register_sensitive_action(action.kind, action.apply, action.permission,
                                            action.describe)
@@ -647,65 +650,44 @@ def _describe_role_grant(connection: Connection, action: PendingAction) -> dict[
             "conflicts": [p.as_dict() for p in role_catalogue().conflicts(after)]}
 
 
-def _payment_entries(connection: Connection, payment_id: int) -> list[Any]:
-    return list(connection.execute(select(t.journal).where(
-        t.journal.c.reference == f"payment:{payment_id}").order_by(t.journal.c.id)).all())
+def _apply_payment_reversal(lending: LendingService) -> ApplyHandler:
+    def apply(connection: Connection, action: PendingAction, checker: str) -> dict[str, Any]:
+        payment_id = _target_id(action.target, "payment")
+        try:
+            return lending.reverse_payment(payment_id, actor=f"{action.maker} + {checker}",
+                                           connection=connection)
+        except NotFound:
+            raise LookupError("payment not found") from None
+
+    return apply
 
 
-def _apply_payment_reversal(connection: Connection, action: PendingAction, checker: str
-                            ) -> dict[str, Any]:
-    payment_id = _target_id(action.target, "payment")
-    reference = f"reversal:payment:{payment_id}"
-    if connection.execute(select(t.journal.c.id).where(
-            t.journal.c.reference == reference)).first() is not None:
-        raise Refused([Problem("control.already_reversed", f"payment {payment_id} is "
-                               "already reversed")])
-    entries = _payment_entries(connection, payment_id)
-    if not entries:
-        raise LookupError("payment not found")
-    rows = [{"business_day": e.business_day, "loan_id": e.loan_id, "kind": "reversal",
-             "debit_account": e.credit_account, "credit_account": e.debit_account,
-             "amount_minor": e.amount_minor, "reference": reference} for e in entries]
-    connection.execute(insert(t.journal), rows)
-    return {"reversed_entries": [e.id for e in entries], "reference": reference,
-            "amount_minor": sum(e.amount_minor for e in entries)}
+def _describe_payment_reversal(lending: LendingService) -> DescribeHandler:
+    def describe(connection: Connection, action: PendingAction) -> dict[str, Any]:
+        payment_id = _target_id(action.target, "payment")
+        try:
+            return reversal_document(lending.plan_reversal(connection, payment_id))
+        except NotFound:
+            return {"error": "payment not found"}
+        except Refused as refused:
+            return {"refused": [p.as_dict() for p in refused.problems]}
+
+    return describe
 
 
-def _describe_payment_reversal(connection: Connection, action: PendingAction
-                               ) -> dict[str, Any]:
-    payment_id = _target_id(action.target, "payment")
-    return {"reversing_entries": [
-        {"of_entry": e.id, "debit": e.credit_account, "credit": e.debit_account,
-         "amount_minor": e.amount_minor} for e in _payment_entries(connection, payment_id)]}
+def _apply_write_off(lending: LendingService) -> ApplyHandler:
+    def apply(connection: Connection, action: PendingAction, checker: str) -> dict[str, Any]:
+        loan_id = _target_id(action.target, "loan")
+        try:
+            return lending.write_off(loan_id, actor=f"{action.maker} + {checker}",
+                                     connection=connection)
+        except NotFound:
+            raise LookupError("loan not found") from None
+
+    return apply
 
 
-_WRITE_OFF = (("principal_outstanding_minor", "1100"), ("interest_receivable_minor", "1110"),
-              ("fee_receivable_minor", "1120"))
-
-
-def _apply_write_off(connection: Connection, action: PendingAction, checker: str
-                     ) -> dict[str, Any]:
-    loan_id = _target_id(action.target, "loan")
-    loan = connection.execute(select(t.loans).where(t.loans.c.id == loan_id)).first()
-    if loan is None:
-        raise LookupError("loan not found")
-    if loan.status != "active":
-        raise Refused([Problem("control.write_off_status", f"loan {loan_id} is {loan.status}")])
-    today = connection.execute(select(t.business_calendar.c.open_date)).scalar_one()
-    amounts = {account: int(getattr(loan, column)) for column, account in _WRITE_OFF}
-    amounts["1130"] = int(loan.penalty_recognized_minor - loan.penalty_paid_minor)
-    rows = [{"business_day": loan.last_closed_day, "loan_id": loan_id, "kind": "write_off",
-             "debit_account": "5000", "credit_account": account, "amount_minor": amount,
-             "reference": f"write_off:loan:{loan_id}"}
-            for account, amount in amounts.items() if amount > 0]
-    if rows:
-        connection.execute(insert(t.journal), rows)
-    connection.execute(update(t.loans).where(t.loans.c.id == loan_id).values(
-        status="charged_off", charged_off_on=today, principal_outstanding_minor=0,
-        interest_receivable_minor=0, fee_receivable_minor=0, cur_seq=None, cur_start_day=None,
-        cur_due_day=None, cur_base_minor=0, cur_interest_due_minor=0, cur_recognized_minor=0,
-        version=t.loans.c.version + 1))
-    return {"loan_id": loan_id, "written_off_minor": amounts, "on": today.isoformat()}
+_WRITE_OFF = ("principal_outstanding_minor", "interest_receivable_minor", "fee_receivable_minor")
 
 
 def _describe_write_off(connection: Connection, action: PendingAction) -> dict[str, Any]:
@@ -713,34 +695,38 @@ def _describe_write_off(connection: Connection, action: PendingAction) -> dict[s
     loan = connection.execute(select(t.loans).where(t.loans.c.id == loan_id)).first()
     if loan is None:
         return {"error": "loan not found"}
-    return {"before": {"status": loan.status, **{c: getattr(loan, c) for c, _ in _WRITE_OFF}},
-            "after": {"status": "charged_off", **{c: 0 for c, _ in _WRITE_OFF}}}
+    penalty = int(loan.penalty_recognized_minor - loan.penalty_paid_minor)
+    return {"before": {"status": loan.status, **{c: getattr(loan, c) for c in _WRITE_OFF},
+                       "penalty_receivable_minor": penalty},
+            "after": {"status": "charged_off", **{c: 0 for c in _WRITE_OFF},
+                      "penalty_receivable_minor": 0}}
 
 
-def _apply_product_change(connection: Connection, action: PendingAction, checker: str
-                          ) -> dict[str, Any]:
-    product_id = action.target.removeprefix("product:")
-    row = connection.execute(select(t.products).where(t.products.c.id == product_id)).first()
-    if row is None:
-        raise LookupError("product not found")
-    changes = dict(action.payload.get("changes", {}))
-    if not changes:
-        raise Refused([Problem("control.payload", "payload.changes must not be empty")])
-    definition = {**json.loads(row.definition), **changes}
-    connection.execute(update(t.products).where(t.products.c.id == product_id).values(
-        definition=json.dumps(definition, sort_keys=True)))
-    return {"product": product_id, "before": json.loads(row.definition), "after": definition}
+def _apply_product_change(lending: LendingService) -> ApplyHandler:
+    def apply(connection: Connection, action: PendingAction, checker: str) -> dict[str, Any]:
+        changes = action.payload.get("changes", {})
+        if not isinstance(changes, dict):
+            raise Refused([Problem("control.payload", "payload.changes must be an object")])
+        try:
+            return lending.change_product(connection, action.target.removeprefix("product:"),
+                                          dict(changes), actor=f"{action.maker} + {checker}")
+        except NotFound:
+            raise LookupError("product not found") from None
+
+    return apply
 
 
-def register_builtin_actions(security: Security) -> None:
-    """Role grants, payment reversals, write-off overrides and product changes."""
+def register_builtin_actions(security: Security, lending: LendingService) -> None:
+    """Role grants, payment reversals, write-off overrides and product changes; the last
+    three are lending use cases (``lending``), applied in the approval's transaction."""
     security.register_sensitive_action("role.grant", _apply_role_grant, "approve.role.grant",
                                        _describe_role_grant)
-    security.register_sensitive_action("payment.reversal", _apply_payment_reversal,
-                                       "approve.payment.reversal", _describe_payment_reversal)
-    security.register_sensitive_action("loan.write_off", _apply_write_off, "approve.write_off",
-                                       _describe_write_off)
-    security.register_sensitive_action("product.change", _apply_product_change,
+    security.register_sensitive_action("payment.reversal", _apply_payment_reversal(lending),
+                                       "approve.payment.reversal",
+                                       _describe_payment_reversal(lending))
+    security.register_sensitive_action("loan.write_off", _apply_write_off(lending),
+                                       "approve.write_off", _describe_write_off)
+    security.register_sensitive_action("product.change", _apply_product_change(lending),
                                        "approve.product.change")
 
 

@@ -474,7 +474,8 @@ class Ledger:
         return head if self.signer.verify(head) else None
 
     def receipt(self, payment_id: int) -> dict[str, Any]:
-        """A payment, its journal entries, their inclusion proofs and the signed head."""
+        """A payment, its journal entries, their inclusion proofs and the signed head (and,
+        when the payment was reversed, the ids of the entries that reversed it)."""
         with self.engine.connect() as connection:
             payment = connection.execute(select(t.payments).where(
                 t.payments.c.id == payment_id)).first()
@@ -483,6 +484,9 @@ class Ledger:
             ids = [int(i) for i in connection.execute(select(t.journal.c.id).where(
                 t.journal.c.reference == f"payment:{payment_id}").order_by(t.journal.c.id))
                 .scalars()]
+            reversal = [int(i) for i in connection.execute(select(t.journal.c.id).where(
+                t.journal.c.reference == f"reversal:payment:{payment_id}").order_by(
+                t.journal.c.id)).scalars()]
         proofs = self.proofs(ids) if ids else []
         head = proofs[0]["tree_head"] if proofs else None
         return {
@@ -493,6 +497,7 @@ class Ledger:
             "entries": [{k: v for k, v in p.items() if k not in ("tree_head", "public_key",
                                                                   "key_id")} for p in proofs],
             "tree_head": head,
+            "reversed": bool(reversal), "reversal_entries": reversal,
             "key_id": self.signer.key_id,
             "public_key": export_public_key(self.signer.public_key).decode(),
         }
@@ -537,6 +542,11 @@ def expected_rows(action: str, target: str | None, business_date: Any) -> RowFil
     """Which unsealed journal rows a change is expected to have written (None: any)."""
     if action in ("loan.book", "loan.pay") and target:
         return lambda row: row[7] == target
+    if action == "loan.reverse_payment" and target:
+        references = {f"reversal:{target}", f"reversal:{target}:replay"}
+        return lambda row: row[7] in references
+    if action == "loan.write_off" and target:
+        return lambda row: row[7] == f"write_off:{target}"
     if action == "eod.close":
         day = day_number(business_date)
         return lambda row: row[7] is None and row[1] == day

@@ -1,7 +1,16 @@
-"""Lending use cases: quote, book, pay, payoff, close of business, status and views.
+"""Lending use cases: quote, book, pay, reverse a payment, write off, payoff, close of
+business, product changes, status and views.
 
 Each use case runs in one database transaction (the unit of work): the state change, its
-journal transfers and its records commit together or not at all.
+journal transfers and its records commit together or not at all. Use cases that a
+maker-checker approval applies (payment reversal, write-off, product change) also run in
+the approval's transaction when given its connection.
+
+Products: the catalogue file seeds the database (``initialise`` stores each product's
+whole definition); from then on the database copy is the product in force, changed only by
+an approved ``product.change`` (:meth:`LendingService.change_product`). Booking reads the
+stored definition in its own transaction, so every process books with the product in
+force; editing the file later does not change a product already registered.
 """
 
 from __future__ import annotations
@@ -14,27 +23,58 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy import Connection, Engine, event, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from lendsafe.adapters.db import restructure_tables as rt
 from lendsafe.adapters.db import tables as t
 from lendsafe.adapters.db.eod import close_business_day
 from lendsafe.adapters.db.repository import (
+    REVERSAL_PREFIX,
+    WRITE_OFF_PREFIX,
+    JournalRow,
+    LoanHistory,
+    LoanRecord,
     NotFound,
     append_journal,
     installment_rows,
     journal_entry_count,
     load_loan,
+    loan_history,
     rules_id,
     save_state,
     servicing_columns,
     trial_balance_by_currency,
 )
 from lendsafe.domain import events as ev
-from lendsafe.domain.lending.loan import LoanStatus, close_day, open_loan
-from lendsafe.domain.lending.payments import Allocation, apply_payment, payoff_amount
-from lendsafe.domain.lending.product import LoanType, Term
+from lendsafe.domain.calendar import BusinessCalendar, Frequency, day_number
+from lendsafe.domain.ledger.posting import postings
+from lendsafe.domain.lending.loan import (
+    LoanState,
+    LoanStatus,
+    ServicingError,
+    close_day,
+    open_loan,
+    write_off,
+)
+from lendsafe.domain.lending.payments import (
+    Allocation,
+    PaymentReversed,
+    Replayed,
+    apply_payment,
+    payoff_amount,
+    replay,
+)
+from lendsafe.domain.lending.product import (
+    FeeMode,
+    LoanType,
+    Product,
+    Term,
+    TermUnit,
+    product_from_mapping,
+)
 from lendsafe.domain.lending.quote import Quote, checked_quote, terms_for_product
+from lendsafe.domain.lending.schedule import LoanTerms, Schedule, build_schedule
 from lendsafe.domain.money import currency, format_amount, format_rate
 from lendsafe.domain.problems import Problem, Refused
 from lendsafe.services.catalogue import Catalogue
@@ -90,6 +130,7 @@ class LendingService:
         self.clock = clock
         self.eod_chunk_size = eod_chunk_size
         self.listeners: list[Listener] = []
+        self._product_texts: dict[str, str] = {}  # stored definitions already in the catalogue
 
     def subscribe(self, listener: Listener) -> None:
         """Call ``listener`` inside the transaction of every change (see :class:`Change`)."""
@@ -122,8 +163,11 @@ class LendingService:
                 if product.id not in known:
                     connection.execute(insert(t.products).values(
                         id=product.id, type=product.type.value,
-                        definition=json.dumps({"id": product.id, "name": product.name}),
+                        definition=json.dumps(product_definition(product), sort_keys=True),
                         created_at=self.clock()))
+            for product_id in sorted(known):
+                if product_id in self.catalogue.products:
+                    self.refresh_product(connection, product_id)
 
     # -- quotes and booking --------------------------------------------------------
     def quote(self, product_id: str, amount_minor: int, term: Term, start: date,
@@ -139,6 +183,7 @@ class LendingService:
         """Book and disburse a loan on the open business date; returns its id."""
         with self.engine.begin() as connection:
             on = self.open_date(connection)
+            self.refresh_product(connection, product_id)
             quote = self.quote(product_id, amount_minor, term, on)
             borrower_id = self._borrower(connection, borrower_ref, region)
             self._refuse_rollover(connection, borrower_id, product_id)
@@ -304,6 +349,208 @@ class LendingService:
                for name in ("principal", "interest", "fee", "penalty")},
         }
 
+    # -- payment reversal (replay) -------------------------------------------------
+    def reverse_payment(self, payment_id: int, actor: str = "system",
+                        connection: Connection | None = None) -> dict[str, Any]:
+        """Reverse a payment: the loan becomes what it would be had the payment never come.
+
+        The loan is rebuilt from booking without the payment (the rule is in
+        ``lendsafe.domain.lending.payments``); the payment's own transfers are posted back
+        (``reversal:payment:ID``) and the differences the replay makes to accruals,
+        penalties, charge-off and later payments' allocations are posted as balancing
+        transfers (``reversal:payment:ID:replay``); later payments get their new split, the
+        payment is marked reversed, and a ``loan.reverse_payment`` change is published. A
+        payment is reversed once (``payment.already_reversed``).
+        """
+        if connection is None:
+            with self.engine.begin() as own:
+                return self.reverse_payment(payment_id, actor, own)
+        plan = self.plan_reversal(connection, payment_id, lock=True)
+        self._write_reversal(connection, plan, actor)
+        before, after = plan.before.state, plan.after.state
+        dates = [(i.seq, i.due_date) for i in before.installments]
+        changed = dates != [(i.seq, i.due_date) for i in after.installments]
+        reversed_event = PaymentReversed(before.loan_id, plan.on, payment_id,
+                                         int(plan.history.payments[payment_id].amount_minor))
+        self.publish(Change(connection, "loan.reverse_payment", actor, plan.on,
+                            (reversed_event,), f"payment:{payment_id}",
+                            schedule_changed=changed))
+        return reversal_document(plan)
+
+    def plan_reversal(self, connection: Connection, payment_id: int,
+                      lock: bool = False) -> ReversalPlan:
+        """What reversing ``payment_id`` would do (nothing is written); refused when it
+        cannot be done (already reversed; a history the replay cannot rebuild)."""
+        found = connection.execute(select(t.payments.c.loan_id).where(
+            t.payments.c.id == payment_id)).first()
+        if found is None:
+            raise NotFound(f"payment {payment_id} does not exist")
+        record = load_loan(connection, int(found.loan_id), for_update=lock)
+        history = loan_history(connection, record.loan_id)
+        if payment_id in history.reversed:
+            raise Refused([Problem(
+                "payment.already_reversed", f"payment {payment_id} is already reversed; a "
+                "payment is reversed once", field="target",
+                figures={"payment_id": str(payment_id)})])
+        _refuse_changed_loan(connection, record)
+        opened = self._booked_state(record, history)
+        remaining = tuple(i for i in history.items if i.payment_id != payment_id)
+        try:
+            after = replay(opened[0], opened[1], remaining, record.state.last_closed)
+        except ServicingError as error:
+            raise Refused([Problem("payment.reversal_replay", f"loan {record.loan_id} "
+                                   f"cannot be rebuilt without payment {payment_id}: {error}",
+                                   field="target")]) from None
+        mirrored = tuple(r for r in history.journal if r.reference == f"payment:{payment_id}")
+        return ReversalPlan(payment_id, self.open_date(connection), record, history, after,
+                            mirrored, _replay_adjustments(history.journal, mirrored, after),
+                            _reallocated(history, after))
+
+    def _booked_state(self, record: LoanRecord, history: LoanHistory
+                      ) -> tuple[LoanState, list[ev.LoanEvent]]:
+        """The loan as booked: the schedule whose replay with the loan's whole history
+        reproduces the stored loan and its journal (else refused)."""
+        product = self.catalogue.products.get(record.product_id)
+        calendar = None if product is None else self.catalogue.calendar(product)
+        for schedule in _booking_schedules(record, product, calendar):
+            opened = open_loan(record.loan_id, record.state.disbursed_on, schedule,
+                               record.state.rules)
+            try:
+                rebuilt = replay(opened[0], opened[1], history.items, record.state.last_closed)
+            except ServicingError:
+                continue
+            if _same_loan(rebuilt.state, record.state) and _account_balances(
+                    _transfers(rebuilt.events)) == _account_balances(
+                    (r.debit_account, r.credit_account, r.amount_minor) for r in history.journal):
+                return opened
+        raise Refused([Problem(
+            "payment.reversal_history", f"loan {record.loan_id}'s history cannot be rebuilt "
+            "from its booking (replaying it does not give the stored loan and journal); "
+            "correct it with a manual adjustment instead", field="target")])
+
+    def _write_reversal(self, connection: Connection, plan: ReversalPlan, actor: str) -> None:
+        state = plan.after.state
+        save_state(connection, state, was=None, charged_off_on=plan.after.charged_off_on)
+        reference = f"{REVERSAL_PREFIX}{plan.payment_id}"
+        common = {"business_day": day_number(plan.on), "loan_id": state.loan_id}
+        rows = [{**common, "kind": "reversal", "debit_account": r.credit_account,
+                 "credit_account": r.debit_account, "amount_minor": r.amount_minor,
+                 "reference": reference} for r in plan.mirrored]
+        rows += [{**common, "kind": "reversal_replay", "debit_account": debit,
+                  "credit_account": credit, "amount_minor": amount,
+                  "reference": f"{reference}:replay"} for debit, credit, amount in plan.adjustments]
+        if rows:
+            connection.execute(insert(t.journal), rows)
+        for payment_id, values in plan.reallocated.items():
+            connection.execute(update(t.payments).where(t.payments.c.id == payment_id)
+                               .values(values))
+        payment = plan.history.payments[plan.payment_id]
+        response = json.loads(payment.response) | {"reversed": {
+            "on": plan.on.isoformat(), "by": actor, "reference": reference}}
+        connection.execute(update(t.payments).where(t.payments.c.id == plan.payment_id)
+                           .values(response=json.dumps(response, sort_keys=True)))
+
+    # -- write-off override --------------------------------------------------------
+    def write_off(self, loan_id: int, actor: str = "system",
+                  connection: Connection | None = None) -> dict[str, Any]:
+        """Write every receivable of an active loan off on the open business date (an
+        approved override): the loan is charged off, the write-off transfers are posted
+        (``write_off:loan:ID``) and a ``loan.write_off`` change is published."""
+        if connection is None:
+            with self.engine.begin() as own:
+                return self.write_off(loan_id, actor, own)
+        record = load_loan(connection, loan_id, for_update=True)
+        on = self.open_date(connection)
+        state = record.state
+        if state.status is not LoanStatus.ACTIVE:
+            raise Refused([Problem("loan.write_off_status", f"loan {loan_id} is "
+                                   f"{state.status.value}; only an active loan is written off",
+                                   field="target")])
+        try:
+            new_state, events = write_off(state, on)
+        except ServicingError as error:
+            raise Refused([Problem("loan.write_off_date", str(error), field="target")]) from None
+        save_state(connection, new_state, was=None, charged_off_on=on)
+        append_journal(connection, events, reference=f"{WRITE_OFF_PREFIX}{loan_id}")
+        self.publish(Change(connection, "loan.write_off", actor, on, tuple(events),
+                            f"loan:{loan_id}", schedule_changed=False))
+        charged = events[0]
+        return {"loan_id": loan_id, "on": on.isoformat(), "status": new_state.status.value,
+                "written_off_minor": {name: getattr(charged, f"{name}_minor")
+                                      for name in ("principal", "interest", "fee", "penalty")}}
+
+    # -- products ------------------------------------------------------------------
+    def change_product(self, connection: Connection, product_id: str,
+                       changes: dict[str, Any], actor: str = "system") -> dict[str, Any]:
+        """Change a product's stored definition (the product in force) in the caller's
+        transaction: the changed definition is validated as a whole (refused with the
+        catalogue's problems), stored, published as a ``product.change`` change, and put in
+        this process's catalogue once the transaction commits. Loans already booked keep
+        the rules they were booked with."""
+        row = connection.execute(select(t.products).where(
+            t.products.c.id == product_id).with_for_update()).first()
+        if row is None:
+            raise NotFound(f"product {product_id!r} does not exist")
+        if not changes:
+            raise Refused([Problem("product.changes_empty", "a product change names at least "
+                                   "one field to change", field="changes")])
+        if "id" in changes and changes["id"] != product_id:
+            raise Refused([Problem("product.id_fixed", "a product's id cannot change",
+                                   field="changes")])
+        before = self._stored_definition(row)
+        unknown = sorted(set(changes) - set(before) - {"frequency"})
+        if unknown:
+            raise Refused([Problem("product.field_unknown", f"unknown product fields "
+                                   f"{unknown}; known: {', '.join(sorted(before))}",
+                                   field="changes")])
+        product = product_from_mapping({**before, **changes})
+        if product.jurisdiction not in self.catalogue.jurisdictions:
+            raise Refused([Problem("product.jurisdiction", f"unknown jurisdiction "
+                                   f"{product.jurisdiction!r}", field="changes")])
+        after = product_definition(product)
+        connection.execute(update(t.products).where(t.products.c.id == product_id).values(
+            type=product.type.value, definition=json.dumps(after, sort_keys=True)))
+        self.publish(Change(connection, "product.change", actor, self.open_date(connection),
+                            (), f"product:{product_id}", schedule_changed=False))
+        event.listen(connection, "commit",
+                     lambda _c: self.catalogue.products.__setitem__(product_id, product),
+                     once=True)
+        return {"product": product_id, "before": before, "after": after}
+
+    def _stored_definition(self, row: Any) -> dict[str, Any]:
+        """A stored product definition, completed from the catalogue file when the row
+        holds only part of it (rows registered before whole definitions were stored)."""
+        stored = dict(json.loads(row.definition))
+        seed = self.catalogue.products.get(row.id)
+        return {**(product_definition(seed) if seed is not None else {}), **stored}
+
+    def refresh_product(self, connection: Connection, product_id: str) -> Product:
+        """The product in force (the database copy), put into this process's catalogue."""
+        row = connection.execute(select(t.products).where(t.products.c.id == product_id)).first()
+        if row is None:
+            return self.catalogue.product(product_id)
+        text = str(row.definition)
+        if self._product_texts.get(product_id) != text:
+            product = product_from_mapping(self._stored_definition(row))
+            self.catalogue.products[product_id] = product
+            self._product_texts[product_id] = text
+        return self.catalogue.products[product_id]
+
+    def product_listing(self) -> list[dict[str, Any]]:
+        """The products on offer, each as in force (the database copy where registered):
+        what ``lendsafe products`` and ``GET /products`` show."""
+        with self.engine.connect() as connection:
+            for product_id in list(self.catalogue.products):
+                self.refresh_product(connection, product_id)
+        return [product_summary(p) for p in self.catalogue.products.values()]
+
+    def products_in_force(self) -> list[dict[str, Any]]:
+        """Every registered product as stored in the database (the copy in force)."""
+        with self.engine.connect() as connection:
+            ids = list(connection.execute(select(t.products.c.id).order_by(
+                t.products.c.id)).scalars())
+            return [product_definition(self.refresh_product(connection, i)) for i in ids]
+
     # -- close of business -------------------------------------------------------
     def close_business(self, until: date, progress: Callable[[int], None] | None = None,
                        after_chunk: Callable[[int], None] | None = None,
@@ -382,7 +629,8 @@ class LendingService:
              "amount": format_amount(p.amount_minor, cur),
              "allocation": {name: format_amount(getattr(p, f"{name}_minor"), cur)
                             for name in ("principal", "interest", "fee", "penalty", "excess",
-                                         "recovery")}}
+                                         "recovery")},
+             "reversed": "reversed" in json.loads(p.response)}
             for p in payments
         ]
         return document
@@ -451,7 +699,209 @@ def _fingerprint(loan_id: int, amount_minor: int) -> str:
     return hashlib.sha256(f"{loan_id}:{amount_minor}".encode()).hexdigest()
 
 
-__all__ = ["Conflict", "EodSummary", "LendingService", "NotFound", "loan_document"]
+def product_summary(product: Product) -> dict[str, Any]:
+    """A product's listing entry (``lendsafe products --json``, ``GET /products``)."""
+    return {
+        "id": product.id, "type": product.type.value, "name": product.name,
+        "currency": product.currency.code, "jurisdiction": product.jurisdiction,
+        "annual_rate": format_rate(product.annual_rate), "term_min": str(product.term_min),
+        "term_max": str(product.term_max),
+        "frequency": product.frequency.value if product.frequency else None,
+    }
+
+
+# --------------------------------------------------------------------------- reversal helpers
+
+
+@dataclass(frozen=True)
+class ReversalPlan:
+    """What reversing a payment does, computed before anything is written."""
+
+    payment_id: int
+    on: date  # the open business date the reversal is posted on
+    before: LoanRecord
+    history: LoanHistory
+    after: Replayed  # the loan rebuilt without the payment
+    mirrored: tuple[JournalRow, ...]  # the payment's own transfers, posted back
+    adjustments: tuple[tuple[str, str, int], ...]  # (debit, credit, amount) of the replay
+    reallocated: dict[int, dict[str, int]]  # later payments' new split, by payment id
+
+
+def reversal_document(plan: ReversalPlan) -> dict[str, Any]:
+    """The JSON form of a reversal (amounts in minor units, as control results are)."""
+    reference = f"{REVERSAL_PREFIX}{plan.payment_id}"
+    return {
+        "payment_id": plan.payment_id, "loan_id": plan.before.loan_id,
+        "on": plan.on.isoformat(), "reference": reference,
+        "amount_minor": int(plan.history.payments[plan.payment_id].amount_minor),
+        "reversing_entries": [
+            {"of_entry": r.id, "debit": r.credit_account, "credit": r.debit_account,
+             "amount_minor": r.amount_minor} for r in plan.mirrored],
+        "replay_entries": [{"debit": d, "credit": c, "amount_minor": a}
+                           for d, c, a in plan.adjustments],
+        "reallocated_payments": sorted(plan.reallocated),
+        "before": _loan_summary(plan.before.state),
+        "after": _loan_summary(plan.after.state),
+    }
+
+
+def _loan_summary(state: LoanState) -> dict[str, Any]:
+    return {"status": state.status.value, "days_past_due": state.days_past_due,
+            "bucket": state.bucket, "principal_minor": state.principal_outstanding,
+            "interest_minor": state.interest_receivable, "fee_minor": state.fee_receivable,
+            "penalty_minor": state.penalty_receivable, "excess_minor": state.excess_paid,
+            "recovered_minor": state.recovered}
+
+
+def _refuse_changed_loan(connection: Connection, record: LoanRecord) -> None:
+    """Restructuring and relief are not part of the replay: refuse such loans by name."""
+    loan_id = record.loan_id
+    restructured = connection.execute(select(rt.restructures.c.id).where(
+        rt.restructures.c.loan_id == loan_id, rt.restructures.c.status == "applied")
+        .limit(1)).first()
+    relieved = connection.execute(select(rt.relief_applications.c.loan_id).where(
+        rt.relief_applications.c.loan_id == loan_id,
+        rt.relief_applications.c.status != "offered").limit(1)).first()
+    if restructured or relieved or record.state.relief_from is not None:
+        raise Refused([Problem(
+            "payment.reversal_after_restructure", f"loan {loan_id} was restructured or put "
+            "under relief; reversing its payments by replay does not cover that yet, so "
+            "correct it with a manual adjustment", field="target")])
+
+
+def _term_candidates(state: LoanState, maturity: date) -> list[Term]:
+    """Terms that may have produced a schedule maturing on ``maturity`` (the term is not
+    stored; due-date rolling moves a maturity by a few days)."""
+    start, rules = state.disbursed_on, state.rules
+    days = (maturity - start).days
+    if rules.type is LoanType.BULLET:
+        return [Term(n, TermUnit.DAYS) for n in range(max(1, days - 7), days + 8)]
+    if rules.frequency is Frequency.MONTHLY:
+        months = (maturity.year - start.year) * 12 + maturity.month - start.month
+        return [Term(n, TermUnit.MONTHS) for n in range(max(1, months - 1), months + 2)]
+    step = 7 if rules.frequency is Frequency.WEEKLY else 14
+    estimate = days // step
+    return [Term(n * step // 7, TermUnit.WEEKS) for n in range(max(1, estimate - 1), estimate + 2)]
+
+
+def _booking_schedules(record: LoanRecord, product: Product | None,
+                       calendar: BusinessCalendar | None) -> list[Schedule]:
+    """Distinct schedules that match the loan's booked amounts and maturity date."""
+    if product is None or calendar is None:
+        return []
+    rules, fee = record.state.rules, record.upfront_fee_minor
+    financed = product.fee_mode is FeeMode.FINANCED
+    amount = record.principal_minor - fee if financed else record.principal_minor
+    found: list[Schedule] = []
+    for term in _term_candidates(record.state, record.maturity_date):
+        terms = LoanTerms(
+            type=rules.type, currency=currency(record.currency), amount_minor=amount,
+            annual_rate=rules.annual_rate, start=record.state.disbursed_on, term=term,
+            frequency=rules.frequency, day_count=rules.day_count, rounding=rules.rounding,
+            rate_basis=product.rate_basis, service_fee_minor=fee, fee_mode=product.fee_mode,
+            periodic_fee_minor=rules.periodic_fee_minor, calendar=calendar,
+            rolling=product.rolling)
+        try:
+            schedule = build_schedule(terms)
+        except ValueError:
+            continue
+        booked = (schedule.principal_minor, schedule.disbursed_minor, schedule.maturity_date)
+        if booked == (record.principal_minor, record.disbursed_minor, record.maturity_date) \
+                and schedule not in found:
+            found.append(schedule)
+    return found
+
+
+def _same_loan(rebuilt: LoanState, stored: LoanState) -> bool:
+    """Equal as stored: the loan row's servicing columns and the instalments."""
+    return servicing_columns(rebuilt) == servicing_columns(stored) and \
+        rebuilt.installments == stored.installments
+
+
+Triple = tuple[str, str, int]
+
+
+def _transfers(events: tuple[ev.LoanEvent, ...]) -> list[Triple]:
+    return [(p.debit.value, p.credit.value, p.amount_minor) for e in events for p in postings(e)]
+
+
+def _account_balances(transfers: Any) -> dict[str, int]:
+    """Debits − credits per account, without the accounts that net to zero."""
+    balances: dict[str, int] = {}
+    for debit, credit, amount in transfers:
+        balances[debit] = balances.get(debit, 0) + amount
+        balances[credit] = balances.get(credit, 0) - amount
+    return {account: value for account, value in balances.items() if value}
+
+
+def _pair_net(transfers: Any) -> dict[tuple[str, str], int]:
+    """Net amount per pair of accounts (positive: debit the first, credit the second)."""
+    net: dict[tuple[str, str], int] = {}
+    for debit, credit, amount in transfers:
+        pair = (min(debit, credit), max(debit, credit))
+        net[pair] = net.get(pair, 0) + (amount if debit == pair[0] else -amount)
+    return net
+
+
+def _replay_adjustments(journal: tuple[JournalRow, ...], mirrored: tuple[JournalRow, ...],
+                        after: Replayed) -> tuple[Triple, ...]:
+    """Transfers that bring the journal, once the payment's own transfers are posted back,
+    to the transfers of the rebuilt history (per pair of accounts)."""
+    target = _pair_net(_transfers(after.events))
+    stored = _pair_net((r.debit_account, r.credit_account, r.amount_minor) for r in journal)
+    back = _pair_net((r.credit_account, r.debit_account, r.amount_minor) for r in mirrored)
+    result: list[Triple] = []
+    for pair in sorted(set(target) | set(stored) | set(back)):
+        amount = target.get(pair, 0) - stored.get(pair, 0) - back.get(pair, 0)
+        if amount:
+            debit, credit = pair if amount > 0 else (pair[1], pair[0])
+            result.append((debit, credit, abs(amount)))
+    return tuple(result)
+
+
+_SPLIT = ("principal", "interest", "fee", "penalty", "excess")
+
+
+def _reallocated(history: LoanHistory, after: Replayed) -> dict[int, dict[str, int]]:
+    """The new split of the remaining payments whose split the replay changed."""
+    changed: dict[int, dict[str, int]] = {}
+    for payment_id, allocation in after.allocations.items():
+        row = history.payments[payment_id]
+        values = {f"{name}_minor": getattr(allocation, f"{name}_minor") for name in _SPLIT}
+        values["recovery_minor"] = row.amount_minor if payment_id in after.recoveries else 0
+        if any(getattr(row, column) != value for column, value in values.items()):
+            changed[payment_id] = values
+    return changed
+
+
+def product_definition(product: Product) -> dict[str, Any]:
+    """A product in the catalogue's own vocabulary (what ``product_from_mapping`` reads)."""
+    cur = product.currency
+    document: dict[str, Any] = {
+        "id": product.id, "name": product.name, "type": product.type.value,
+        "currency": cur.code, "jurisdiction": product.jurisdiction,
+        "annual_rate": str(product.annual_rate), "rate_basis": product.rate_basis.value,
+        "term_min": str(product.term_min), "term_max": str(product.term_max),
+        "amount_min": format_amount(product.amount_min_minor, cur),
+        "amount_max": format_amount(product.amount_max_minor, cur),
+        "day_count": product.day_count.value,
+        "service_fee": format_amount(product.service_fee_minor, cur),
+        "service_fee_rate": str(product.service_fee_rate), "fee_mode": product.fee_mode.value,
+        "periodic_fee": format_amount(product.periodic_fee_minor, cur),
+        "penalty_annual_rate": str(product.penalty_annual_rate),
+        "grace_days": product.grace_days, "rounding": product.rounding.value,
+        "calendar": product.calendar, "rolling": product.rolling.value,
+        "prepayment": product.prepayment.value, "charge_off_days": product.charge_off_days,
+        "allocation": {"order": [f"{b}:{c}" for b, c in product.allocation.order],
+                       "per_installment": product.allocation.per_installment},
+    }
+    if product.frequency is not None:
+        document["frequency"] = product.frequency.value
+    return document
+
+
+__all__ = ["Conflict", "EodSummary", "LendingService", "NotFound",
+           "ReversalPlan", "loan_document", "product_definition", "reversal_document"]
 
 
 def quote_document(quote: Quote) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from lendsafe.domain.lending.loan import (
     LoanStatus,
     ServicingRules,
 )
+from lendsafe.domain.lending.payments import HistoryItem
 from lendsafe.domain.lending.product import (
     AllocationRule,
     LoanType,
@@ -242,12 +243,19 @@ def load_loan(connection: Connection, loan_id: int, *, for_update: bool = False)
     )
 
 
-def save_state(connection: Connection, state: LoanState, *, was: LoanState | None) -> None:
-    """Write a loan's state back: servicing columns and (if changed) its instalments."""
+def save_state(connection: Connection, state: LoanState, *, was: LoanState | None,
+               charged_off_on: date | None = None) -> None:
+    """Write a loan's state back: servicing columns and (if changed) its instalments.
+
+    ``was`` None rewrites every instalment. A loan charged off now gets ``charged_off_on``
+    (default: its last closed date); a loan that is not charged off has none.
+    """
     values = servicing_columns(state)
     values["version"] = t.loans.c.version + 1
     if state.status is LoanStatus.CHARGED_OFF and (was is None or was.status != state.status):
-        values["charged_off_on"] = state.last_closed
+        values["charged_off_on"] = charged_off_on or state.last_closed
+    elif state.status is not LoanStatus.CHARGED_OFF:
+        values["charged_off_on"] = None
     connection.execute(update(t.loans).where(t.loans.c.id == state.loan_id).values(values))
     if was is None or was.installments != state.installments:
         rows = installment_rows(state.loan_id, state.installments)
@@ -307,3 +315,68 @@ def trial_balance_by_currency(connection: Connection) -> dict[str, dict[str, int
 def journal_entry_count(connection: Connection) -> int:
     """How many transfers the journal holds."""
     return int(connection.execute(select(func.count()).select_from(t.journal)).scalar_one())
+
+
+PAYMENT_PREFIX = "payment:"
+REVERSAL_PREFIX = "reversal:payment:"
+WRITE_OFF_PREFIX = "write_off:loan:"
+
+
+@dataclass(frozen=True)
+class JournalRow:
+    """One stored transfer of a loan."""
+
+    id: int
+    business_day: int
+    kind: str
+    debit_account: str
+    credit_account: str
+    amount_minor: int
+    reference: str | None
+
+
+@dataclass(frozen=True)
+class LoanHistory:
+    """What was done to a loan since booking, read from its payments and its journal."""
+
+    items: tuple[HistoryItem, ...]  # payments not reversed and write-offs, in order
+    reversed: frozenset[int]  # ids of reversed payments
+    payments: dict[int, Any]  # every payment row by id
+    journal: tuple[JournalRow, ...]  # every transfer of the loan, oldest first
+
+
+def journal_rows(connection: Connection, loan_id: int) -> list[JournalRow]:
+    """Every journal transfer of one loan, oldest first (through the loan index)."""
+    j = t.journal.c
+    rows = connection.execute(select(
+        j.id, j.business_day, j.kind, j.debit_account, j.credit_account, j.amount_minor,
+        j.reference).where(j.loan_id == loan_id).order_by(j.id)).all()
+    return [JournalRow(*row) for row in rows]
+
+
+def loan_history(connection: Connection, loan_id: int) -> LoanHistory:
+    """The loan's payments and write-offs in the order they happened (business date, then
+    the first journal transfer each posted); a payment with a ``reversal:payment:ID``
+    transfer is reversed and left out of ``items``."""
+    journal = journal_rows(connection, loan_id)
+    first: dict[str, JournalRow] = {}
+    for row in journal:
+        if row.reference is not None:
+            first.setdefault(row.reference, row)
+    payments = {row.id: row for row in connection.execute(select(t.payments).where(
+        t.payments.c.loan_id == loan_id).order_by(t.payments.c.id)).all()}
+    reversed_ids = frozenset(int(ref.removeprefix(REVERSAL_PREFIX)) for ref in first
+                             if ref.startswith(REVERSAL_PREFIX)
+                             and ref.removeprefix(REVERSAL_PREFIX).isdigit())
+    keyed: list[tuple[date, int, HistoryItem]] = []
+    for payment_id, payment in payments.items():
+        if payment_id not in reversed_ids:
+            entry = first.get(f"{PAYMENT_PREFIX}{payment_id}")
+            keyed.append((payment.received_on, entry.id if entry else 0,
+                          HistoryItem(payment.received_on, payment_id, payment.amount_minor)))
+    entry = first.get(f"{WRITE_OFF_PREFIX}{loan_id}")
+    if entry is not None:
+        on = from_day_number(entry.business_day)
+        keyed.append((on, entry.id, HistoryItem(on, None)))
+    keyed.sort(key=lambda k: (k[0], k[1]))
+    return LoanHistory(tuple(k[2] for k in keyed), reversed_ids, payments, tuple(journal))

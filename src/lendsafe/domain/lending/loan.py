@@ -13,7 +13,8 @@ the set-based close of business in the database must reproduce exactly:
 * Arrears on date D are the unpaid principal and interest of instalments due before D; days
   past due are D minus the oldest such due date. Penalty interest for day D is
   ``half_up(arrears × penalty_rate / 365)`` once days past due exceed the grace days.
-* At ``charge_off_days`` past due every receivable is written off.
+* At ``charge_off_days`` past due every receivable is written off; an approved write-off
+  override (:func:`write_off`) writes them off on the open business date the same way.
 * A *relief window* ``[relief_from, relief_until]`` (mass relief, see
   ``lendsafe.domain.lending.relief``): on a day inside it no penalty interest accrues, and
   days inside it never count as days past due — days past due are D minus the oldest
@@ -295,6 +296,24 @@ def _accrue_interest(state: LoanState, on: date, events: list[ev.LoanEvent]) -> 
             state, accrual_start=following.period_start, accrual_base=following.interest_recognized
         )
     return state
+
+
+def write_off(state: LoanState, on: date) -> tuple[LoanState, list[ev.LoanEvent]]:
+    """Write every receivable off on the open business date ``on`` (an approved override).
+
+    The same transition as a charge-off at ``charge_off_days``; days past due and the bucket
+    stay as they were, and close of business leaves the loan alone from then on.
+    """
+    if state.status is not LoanStatus.ACTIVE:
+        raise ServicingError(
+            f"loan {state.loan_id} is {state.status.value}; only an active loan is written off"
+        )
+    if on != state.open_date:
+        raise ServicingError(
+            f"a write-off is made on the open business date {state.open_date}, not {on}"
+        )
+    events: list[ev.LoanEvent] = []
+    return _charge_off(state, on, events), events
 
 
 def _charge_off(state: LoanState, on: date, events: list[ev.LoanEvent]) -> LoanState:

@@ -12,12 +12,24 @@ On the open business date P:
   balance (reduce-term keeps the instalment and shortens the schedule; reduce-instalment
   keeps the dates and lowers the instalment). Anything beyond the whole debt is excess,
   owed back to the borrower (suspense).
+
+Reversal (a bounced or mistaken payment) is *replay*, not an inverse allocation: the loan
+becomes exactly what it would be had the payment never been received. :func:`replay`
+rebuilds the loan from its booked state, applying on each business date the remaining
+payments (and write-off overrides) of that date in the order they were made, then that
+date's close of business, through the last closed date. Later payments are therefore
+allocated again against the larger debt (they may now pay arrears instead of prepaying, or
+become recoveries after an earlier charge-off), and the accruals, penalties, days past due
+and charge-off of the days since follow from that. An exact inverse of one allocation is
+wrong as soon as anything happened after the payment (penalty on the restored arrears, a
+prepayment's rebuilt schedule, a later payment's allocation), so it is not used.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import date
+from datetime import date, timedelta
 
 from lendsafe.domain import events as ev
 from lendsafe.domain.lending.delinquency import bucket_for
@@ -26,7 +38,9 @@ from lendsafe.domain.lending.loan import (
     LoanState,
     LoanStatus,
     ServicingError,
+    close_day,
     interest_target,
+    write_off,
 )
 from lendsafe.domain.lending.reschedule import rebuild_future
 
@@ -313,3 +327,104 @@ def _first_future(state: LoanState, on: date) -> int | None:
         if row.due_date > on:
             return index
     return None
+
+
+# --------------------------------------------------------------------------- reversal
+
+
+@dataclass(frozen=True)
+class PaymentReversed(ev.LoanEvent):
+    """A payment was reversed and the loan rebuilt without it (see the module docstring).
+
+    Moves no money by itself: the reversing transfers are posted beside it.
+    """
+
+    payment_id: int
+    amount_minor: int
+
+
+@dataclass(frozen=True)
+class HistoryItem:
+    """Something done to a loan on an open business date, replayed in the order it happened.
+
+    ``payment_id`` None is a write-off override; otherwise a payment of ``amount_minor``.
+    """
+
+    on: date
+    payment_id: int | None
+    amount_minor: int = 0
+
+
+@dataclass(frozen=True)
+class Replayed:
+    """A loan rebuilt from booking: its state, every event since booking, each payment's
+    allocation, which payments were recoveries, and when it was charged off (if it was)."""
+
+    state: LoanState
+    events: tuple[ev.LoanEvent, ...]
+    allocations: Mapping[int, Allocation]
+    recoveries: frozenset[int]
+    charged_off_on: date | None
+
+
+class _Replay:
+    """Scratch state of one replay (local to :func:`replay`)."""
+
+    def __init__(self, state: LoanState, opening: Sequence[ev.LoanEvent]) -> None:
+        self.state = state
+        self.events: list[ev.LoanEvent] = list(opening)
+        self.allocations: dict[int, Allocation] = {}
+        self.recoveries: set[int] = set()
+        self.charged_off_on: date | None = None
+
+    def apply(self, item: HistoryItem) -> None:
+        if item.payment_id is None:
+            self.state, events = write_off(self.state, item.on)
+            self.charged_off_on = item.on
+        else:
+            if self.state.status is LoanStatus.CHARGED_OFF:
+                self.recoveries.add(item.payment_id)
+            self.state, allocation, events = apply_payment(
+                self.state, item.payment_id, item.amount_minor, item.on
+            )
+            self.allocations[item.payment_id] = allocation
+        self.events.extend(events)
+
+    def close(self, on: date) -> None:
+        self.state, events = close_day(self.state, on)
+        if any(isinstance(e, ev.LoanChargedOff) for e in events):
+            self.charged_off_on = on
+        self.events.extend(events)
+
+
+def replay(
+    opened: LoanState,
+    opening: Sequence[ev.LoanEvent],
+    items: Sequence[HistoryItem],
+    through: date,
+) -> Replayed:
+    """Rebuild a loan from its booked state ``opened`` (and the events of booking).
+
+    On each business date from disbursement through ``through`` (the last closed date) the
+    items of that date are applied in order, then that date's close of business; items on
+    the open business date after ``through`` come last. Items must be in date order; an
+    item that cannot be applied raises :class:`ServicingError`.
+    """
+    work = _Replay(opened, opening)
+    index, on = 0, opened.open_date
+    while True:
+        while index < len(items) and items[index].on <= on:
+            if items[index].on != on:
+                raise ServicingError(
+                    f"history item dated {items[index].on} is out of order (replaying {on})"
+                )
+            work.apply(items[index])
+            index += 1
+        if on > through:
+            break
+        work.close(on)
+        on += timedelta(days=1)
+    if index < len(items):
+        raise ServicingError(f"history item dated {items[index].on} is after {on}")
+    return Replayed(work.state, tuple(work.events), dict(work.allocations),
+                    frozenset(work.recoveries), work.charged_off_on)

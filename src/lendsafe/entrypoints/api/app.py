@@ -121,9 +121,7 @@ def _catalogue_routes(app: FastAPI, container: Container) -> None:
     @app.get("/products")
     def products(caller: Caller) -> list[dict[str, Any]]:
         require(caller, "products.read")
-        return [{"id": p.id, "type": p.type.value, "name": p.name, "currency": p.currency.code,
-                 "annual_rate": format_rate(p.annual_rate), "term_min": str(p.term_min),
-                 "term_max": str(p.term_max)} for p in container.catalogue.products.values()]
+        return lending.product_listing()
 
     @app.post("/quotes")
     def quote(body: QuoteRequest, caller: Caller) -> dict[str, Any]:
