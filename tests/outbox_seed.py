@@ -14,8 +14,13 @@ from sqlalchemy import Engine, func, insert, select
 
 from lendsafe.adapters.db import tables as t
 from lendsafe.adapters.db.reminder_tables import reminder_addresses, reminder_contacts
+from lendsafe.config import ReminderSettings
 from lendsafe.domain.lending.product import parse_term
 from lendsafe.services.lending import LendingService
+
+#: Dispatch tests plan every step of their loans at once (a horizon of ten years), so the
+#: workers have the whole cadence to send; planning over the real horizon is tested apart.
+PLAN_ALL = ReminderSettings(horizon_days=3660)
 
 ContactFor = Callable[[int], tuple[str, str, dict[str, str], str]]
 

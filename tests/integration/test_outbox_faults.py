@@ -33,7 +33,7 @@ from lendsafe.domain.reminders.policy import (
 from lendsafe.services.catalogue import Catalogue
 from lendsafe.services.lending import LendingService
 from lendsafe.services.reminders import ReminderService
-from tests.outbox_seed import default_contact, seed_loans
+from tests.outbox_seed import PLAN_ALL, default_contact, seed_loans
 
 PLANNED_AT = datetime(2026, 3, 1, 16, 0, tzinfo=UTC)
 NOW = datetime(2026, 3, 22, 2, 1, tzinfo=UTC)  # 10:01 in Shanghai on 22 March
@@ -48,7 +48,7 @@ def _world(url: str, loans: int) -> tuple[Engine, list[int]]:
     lending = LendingService(engine, Catalogue.load())
     lending.initialise(date(2026, 3, 2))
     ids = seed_loans(engine, lending, "cn-bullet", TERMS, loans)
-    service = ReminderService(engine, clock=lambda: PLANNED_AT)
+    service = ReminderService(engine, PLAN_ALL, clock=lambda: PLANNED_AT)
     with engine.begin() as connection:
         service.replan_loans(connection, ids)
     return engine, ids

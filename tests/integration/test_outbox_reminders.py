@@ -29,7 +29,8 @@ from lendsafe.services.reminders import Contact, ReminderInputError, ReminderSer
 PLANNED = datetime(2026, 3, 1, 16, 0, tzinfo=UTC)
 T0_AT = datetime(2026, 3, 22, 1, 0, tzinfo=UTC)  # 09:00 in Shanghai, the T0 step of a 20d loan
 ALL = ("sms", "app_push", "voice", "email")
-FAST = ReminderSettings(backoff_base_seconds=1, backoff_cap_seconds=4, lease_seconds=30)
+FAST = ReminderSettings(backoff_base_seconds=1, backoff_cap_seconds=4, lease_seconds=30,
+                        horizon_days=3660)  # dispatch tests: every step planned at booking
 
 
 @pytest.fixture
@@ -197,7 +198,7 @@ def test_unknown_outcome_waits_for_a_receipt_then_escalates(
     fake = FakeProvider(can_tell=False, deliver=True)
     key = dedup_key(str(loan_id), 1, "T0", "app_push")
     fake.fail_for(key, FailureMode.TIMEOUT_AFTER_ACCEPT)
-    settings = ReminderSettings(escalation=escalation)
+    settings = ReminderSettings(escalation=escalation, horizon_days=3660)
     worker = Worker(service.engine, {c: fake for c in ALL}, settings, clock=lambda: T0_AT)
     worker.run(until_idle=True, sleep=_no_sleep)
     assert _t0(service.engine, loan_id).status == "awaiting_receipt"
@@ -378,7 +379,8 @@ def test_receipt_webhook_needs_a_valid_signature(service: LendingService,
 
     loan_id = _book(service, reminders_service)
     _drain(_worker(service.engine, FakeProvider(), T0_AT))
-    reminders_service.settings = ReminderSettings(receipt_secrets=(("acme", "s3cret"),))
+    reminders_service.settings = ReminderSettings(receipt_secrets=(("acme", "s3cret"),),
+                                                 horizon_days=3660)
     container = Container(None, service.engine, service.catalogue, service)  # type: ignore[arg-type]
     container.reminders = reminders_service
     client = TestClient(create_app(container))

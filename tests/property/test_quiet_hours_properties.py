@@ -21,7 +21,13 @@ from lendsafe.domain.reminders.policy import (
     dedup_key,
     plan_reminders_detailed,
 )
-from lendsafe.domain.reminders.quiet_hours import Caps, QuietHours, QuietWindow, next_allowed_time
+from lendsafe.domain.reminders.quiet_hours import (
+    Caps,
+    QuietHours,
+    QuietWindow,
+    effective_quiet_hours,
+    next_allowed_time,
+)
 
 ZONES = [
     "America/New_York", "Europe/London", "Australia/Sydney", "Asia/Shanghai",
@@ -190,9 +196,6 @@ def _plan_or_reject(
         return plan_reminders_detailed(items, who, policy, not_before=now)
     except UnreachableBorrowerError:
         assume(False)
-    except ValueError as exc:  # borrower quiet hours + legal cover the day
-        assume("whole day" not in str(exc))
-        raise
     raise AssertionError("unreachable")
 
 
@@ -204,7 +207,10 @@ def test_plans_respect_quiet_hours_expiry_and_caps(
     now = min(now, datetime.combine(items[0].due_date, time(), UTC))  # keep plans non-empty
     plan = _plan_or_reject(items, who, policy, now)
     zone = ZoneInfo(str(who.time_zone))
-    quiet = (who.quiet_hours or policy.default_quiet_hours).union(policy.legal_quiet_hours)
+    own = who.quiet_hours  # set aside when it and the legal bound leave no minute open
+    if own is not None and not own.leaves_time_with(policy.legal_quiet_hours):
+        own = None
+    quiet = (own or policy.default_quiet_hours).union(policy.legal_quiet_hours)
     for r in plan.reminders:
         assert not is_quiet_locally(r.planned_at, zone, quiet)
         assert not is_quiet_locally(r.planned_at, zone, policy.legal_quiet_hours)
@@ -256,3 +262,14 @@ def test_dedup_key_is_injective(a: tuple[str, int, str, str], b: tuple[str, int,
     assert (dedup_key(*a) == dedup_key(*b)) == (a == b)
     assert dedup_key(*a) == dedup_key(*a)
 
+
+
+def test_a_preference_that_closes_the_day_gives_way_to_the_policy_default() -> None:
+    legal = QuietHours((QuietWindow(time(22), time(8)),))
+    default = QuietHours((QuietWindow(time(21), time(8)),))
+    closing = QuietHours((QuietWindow(time(7), time(23)),))  # 07-23 + 22-08: all day
+    narrow = QuietHours((QuietWindow(time(12), time(13)),))
+    assert not closing.leaves_time_with(legal) and narrow.leaves_time_with(legal)
+    assert effective_quiet_hours(closing, default, legal) == default.union(legal)
+    assert effective_quiet_hours(narrow, default, legal) == narrow.union(legal)
+    assert effective_quiet_hours(None, default, legal) == default.union(legal)

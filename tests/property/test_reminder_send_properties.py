@@ -38,6 +38,7 @@ from lendsafe.services.catalogue import Catalogue
 from lendsafe.services.lending import LendingService
 from lendsafe.services.reminder_dispatch import Worker
 from lendsafe.services.reminders import ReminderService
+from tests.outbox_seed import PLAN_ALL
 
 ZONES = ["America/New_York", "Europe/London", "Australia/Sydney", "America/Santiago",
          "Asia/Kolkata", "Pacific/Chatham", "Australia/Lord_Howe", "Asia/Shanghai"]
@@ -174,15 +175,18 @@ def test_quiet_hours_and_caps_hold_at_send_time(
     ids = _insert_loans(engine, templates, products, anchor + timedelta(days=shift), zone, quiet)
     start = datetime.combine(anchor - timedelta(days=10), time(0), tzinfo=UTC)
     with engine.begin() as connection:
-        ReminderService(engine, policy=policy, clock=lambda: start).replan_loans(connection, ids)
+        ReminderService(engine, PLAN_ALL, policy=policy, clock=lambda: start).replan_loans(
+            connection, ids)
     clock = [start]
     recorder = Recorder(clock)
     worker = Worker(engine, {c: recorder for c in ALL}, ReminderSettings(),
                     policies={policy.policy_id: policy}, clock=lambda: clock[0])
     _drive(worker, engine, clock, start + timedelta(days=80))
     tz = ZoneInfo(zone)
-    bounds = (store.parse_quiet_hours(quiet) or policy.default_quiet_hours).union(
-        policy.legal_quiet_hours)
+    own = store.parse_quiet_hours(quiet)  # a preference that leaves no open minute with
+    if own is not None and not own.leaves_time_with(policy.legal_quiet_hours):  # the legal
+        own = None  # bound is set aside for the policy default (never a silent borrower)
+    bounds = (own or policy.default_quiet_hours).union(policy.legal_quiet_hours)
     sends: dict[str, list[datetime]] = {}
     for message, at in recorder.sent:
         assert not bounds.is_quiet(at, tz), f"{message.dedup_key} sent in quiet hours at {at}"
@@ -203,7 +207,7 @@ def test_a_payment_before_a_step_cancels_it(
     due = date(2026, 6, 15)
     [loan_id] = _insert_loans(engine, templates, ["cn-bullet"], due, zone, None)
     start = datetime(2026, 6, 1, tzinfo=UTC)
-    service = ReminderService(engine, clock=lambda: start)
+    service = ReminderService(engine, PLAN_ALL, clock=lambda: start)
     with engine.begin() as connection:
         service.replan_loans(connection, [loan_id])
     paid_at = datetime.combine(due - timedelta(days=days_before), time(hour), tzinfo=UTC)

@@ -2,26 +2,25 @@
 
 :class:`ReminderService` is a :class:`~lendsafe.services.lending.LendingService` listener:
 
-* ``loan.book`` plans every step of the new loan's instalments in the booking's
-  transaction (transactional outbox);
+* ``loan.book`` plans the new loan's steps over the **planning horizon** - the steps sent
+  from today through ``horizon_days`` (default 2) ahead - in the booking's transaction;
 * ``loan.pay`` cancels the steps a payment made pointless; when it rebuilt the schedule
   it re-plans the loan: steps are re-timed in place (same step keys) or cancelled if gone;
-* ``loan.restructure``, ``relief.accept`` (and any other change whose events name loans)
-  re-plan those loans the same way;
-* a **mass change** (``relief.apply``: up to hundreds of thousands of loans) re-plans only
-  the planning horizon - steps sent from today through ``horizon_days`` (default 2) ahead -
-  and cancels the loans' other steps whose due date moved ("schedule changed");
+* ``loan.restructure``, ``relief.apply``, ``relief.accept`` (and any other change whose
+  events name loans) re-plan those loans over the horizon the same way;
 * ``eod.close`` plans the next day's steps for every active loan, set-based and
-  idempotently (planning twice creates nothing new), and revives a step a schedule change
-  had cancelled (never sent) when its instalment is due again on that day; it cancels
-  the open steps of loans charged off that day (they go to collections).
+  idempotently (planning twice creates nothing new), revives a step a schedule change had
+  cancelled (never sent) when its instalment is due again on that day, and cancels the
+  open steps of loans charged off that day (they go to collections).
+
+Nothing can be lost between the two: the schedule a change writes is in the same
+transaction, and every step is planned at the latest by the close of business the day
+before it is sent. The outbox holds a few days of steps, not a loan's whole life, so a
+change of 100,000 loans (a relief event) re-plans days, not months, of reminders.
 
 A relief event also queues one notice per covered loan (``[[notices]]`` in the policy:
 ``RLF-A`` when the deferral was applied, ``RLF-O`` when it is offered), dispatched through
 the same channels, quiet hours, caps and receipts as every reminder.
-
-So a mass change never rewrites months of reminders, and every step is still planned, at
-the latest by the close of business the day before it is sent.
 
 Dispatch lives in :mod:`lendsafe.services.reminder_dispatch`.
 """
@@ -60,8 +59,6 @@ from lendsafe.domain.reminders.policy import (
 
 Clock = Callable[[], datetime]
 RELIEF_APPLIED, RELIEF_OFFERED = "RLF-A", "RLF-O"  # notice codes in the policy
-#: Changes that re-plan only the planning horizon (see the module docstring).
-MASS_ACTIONS = frozenset({"relief.apply"})
 _REPLAN_CHUNK = 5_000  # loan ids per statement (SQLite allows 32,766 parameters)
 
 
@@ -149,8 +146,8 @@ class ReminderService:
         """Listener for lending changes; runs inside the change's own transaction.
 
         Close of business plans the next day; any other change that names loans in its
-        events (booking, payment, restructuring, relief) re-plans those loans - every step
-        for a change of a few loans, the planning horizon for a mass change.
+        events (booking, payment, restructuring, relief) re-plans those loans over the
+        planning horizon (see the module docstring).
         """
         if change.action == "eod.close":
             store.cancel_charged_off(change.connection, change.business_date, self.clock())
@@ -159,17 +156,15 @@ class ReminderService:
         loan_ids = sorted({int(e.loan_id) for e in change.events if hasattr(e, "loan_id")})
         if not loan_ids:
             return
+        on = getattr(change, "business_date", None)
         if change.action == "loan.book":  # a new loan has nothing stale to cancel
-            self._plan_loans(change.connection, loan_ids, None)
-            return
-        if change.action == "loan.pay" and not getattr(change, "schedule_changed", True):
+            self._plan_loans(change.connection, loan_ids, self.horizon(on))
+        elif change.action == "loan.pay" and not getattr(change, "schedule_changed", True):
             # same due dates: only the steps the payment made pointless change (amounts are
             # read at send time)
             store.cancel_stale(change.connection, loan_ids, self.clock())
-            return
-        horizon = change.action in MASS_ACTIONS
-        self.replan_loans(change.connection, loan_ids, change.business_date if horizon else None,
-                          horizon=horizon)
+        else:
+            self.replan_loans(change.connection, loan_ids, on)
         for code, reference, ids in _notices(change):
             self.plan_notices(change.connection, code, reference, ids)
 
@@ -184,9 +179,9 @@ class ReminderService:
         return count
 
     def horizon(self, on: date | None = None) -> tuple[date, date]:
-        """The local send dates a mass change re-plans: from the oldest step that may still
-        be sent (the longest expiry back) through ``horizon_days`` after the later of today
-        and the business date ``on``."""
+        """The local send dates a change plans: from the oldest step that may still be sent
+        (the longest expiry back) through ``horizon_days`` after the later of today and the
+        business date ``on``; close of business plans every later day the day before."""
         now = self.clock().astimezone(UTC)
         expiry = max((s.expiry for s in self.policy.steps), default=timedelta(0))
         since = (now - expiry).date() - timedelta(days=1)
@@ -194,17 +189,15 @@ class ReminderService:
         return since, until
 
     def _plan_loans(self, connection: Connection, loan_ids: list[int],
-                    window: tuple[date, date] | None) -> int:
-        since, until = window if window is not None else (None, None)
-        scope = store.PlanScope(loan_ids=tuple(loan_ids), since=since, until=until)
+                    window: tuple[date, date]) -> int:
+        scope = store.PlanScope(loan_ids=tuple(loan_ids), since=window[0], until=window[1])
         return store.plan(connection, self.policy, scope, not_before=self.clock(),
                           default_tz=self.settings.default_time_zone, replace=True)
 
     def replan_loans(self, connection: Connection, loan_ids: list[int],
-                     on: date | None = None, *, horizon: bool = False) -> int:
-        """Re-plan these loans' steps (all, or over the horizon); cancel pointless steps."""
-        now, count = self.clock(), 0
-        window = self.horizon(on) if horizon else None
+                     on: date | None = None) -> int:
+        """Re-plan these loans' steps over the horizon; cancel steps made pointless."""
+        now, count, window = self.clock(), 0, self.horizon(on)
         for start in range(0, len(loan_ids), _REPLAN_CHUNK):
             chunk = loan_ids[start:start + _REPLAN_CHUNK]
             count += self._plan_loans(connection, chunk, window)

@@ -50,6 +50,7 @@ from lendsafe.domain.reminders.policy import ReminderPolicy, ReminderStep
 from lendsafe.domain.reminders.quiet_hours import (
     QuietHours,
     QuietWindow,
+    effective_quiet_hours,
     next_allowed_time,
     resolve_local,
 )
@@ -186,8 +187,7 @@ def _slot_rows(
 @lru_cache(maxsize=1_024)
 def _quiet(quiet_text: str, default: Any, legal: Any) -> Any:
     """The borrower's quiet hours (or the policy default) joined with the legal window."""
-    own = parse_quiet_hours(quiet_text) or default
-    return own.union(legal)
+    return effective_quiet_hours(parse_quiet_hours(quiet_text), default, legal)
 
 
 @lru_cache(maxsize=65_536)

@@ -39,6 +39,7 @@ from lendsafe.domain.reminders.quiet_hours import (
     Caps,
     QuietHours,
     QuietWindow,
+    effective_quiet_hours,
     next_allowed_time,
     resolve_local,
     start_of_next_local_day,
@@ -150,8 +151,8 @@ class ReminderPolicy:
 
     def quiet_hours_for(self, borrower: Borrower) -> QuietHours:
         """Borrower's own quiet hours (or the default) always united with the legal bound."""
-        chosen = borrower.quiet_hours or self.default_quiet_hours
-        return chosen.union(self.legal_quiet_hours)
+        return effective_quiet_hours(borrower.quiet_hours, self.default_quiet_hours,
+                                     self.legal_quiet_hours)
 
     def language_for(self, borrower: Borrower) -> str:
         """Borrower's language if the policy has templates in it, else the default."""

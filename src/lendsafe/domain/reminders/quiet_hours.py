@@ -88,6 +88,13 @@ class QuietHours:
         merged = self.windows + tuple(w for w in other.windows if w not in self.windows)
         return QuietHours(merged)
 
+    def leaves_time_with(self, other: QuietHours) -> bool:
+        """True when the union with ``other`` still leaves some minute of the day open."""
+        covered: set[int] = set()
+        for window in self.windows + other.windows:
+            covered |= window.minutes()
+        return len(covered) < _DAY_MINUTES
+
     def window_at(self, wall: time) -> QuietWindow | None:
         """The first window containing the local time of day ``wall``, if any."""
         for window in self.windows:
@@ -210,3 +217,14 @@ def within_caps(
     same_day = sum(1 for t in times if local_wall(t, tz).date() == day)
     in_week = sum(1 for t in times if week_start < t <= candidate_utc)
     return same_day < caps.per_day and in_week < caps.per_week
+
+
+def effective_quiet_hours(own: QuietHours | None, default: QuietHours,
+                          legal: QuietHours) -> QuietHours:
+    """The quiet hours a message to one borrower obeys: the borrower's own (else the
+    policy default) united with the legal bound. A borrower's own hours that would leave
+    no minute of the day open together with the legal bound are set aside for the default,
+    so a preference can never make a legally required notice impossible to send."""
+    if own is not None and own.leaves_time_with(legal):
+        return own.union(legal)
+    return default.union(legal)
