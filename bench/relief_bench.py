@@ -20,7 +20,7 @@ import random
 import sys
 import time
 import uuid
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,8 @@ from lendsafe.config import Settings
 from lendsafe.domain.lending.relief import ReliefEvent, ReliefOffer
 from lendsafe.services.relief import ReliefService
 
+PLANNING_CLOCK = datetime.combine(CLOSE_FROM, datetime.min.time(), UTC)  # 08:00 in Shanghai
+
 
 def run(url: str, loans: int, chunk: int, label: str, workdir: Path) -> dict[str, Any]:
     settings = Settings.from_env({"LENDSAFE_DATABASE_URL": url,
@@ -53,6 +55,9 @@ def run(url: str, loans: int, chunk: int, label: str, workdir: Path) -> dict[str
             connection.execute(text("ANALYZE"))
     print(f"[{label}] built {loans:,} loans / {rows:,} instalments in "
           f"{time.perf_counter() - started:.1f} s", flush=True)
+    planned = plan_reminders(container)
+    print(f"[{label}] contacts for every borrower; {planned:,} reminder steps planned over the "
+          "horizon (the outbox as close of business leaves it)", flush=True)
     relief = ReliefService(container.lending, chunk_size=chunk)
     event = ReliefEvent("bench flood", date(2026, 3, 1), date(2026, 5, 31), frozenset({"GD"}),
                         offer=ReliefOffer(deferral_days=90, waive_penalty=True))
@@ -70,11 +75,37 @@ def run(url: str, loans: int, chunk: int, label: str, workdir: Path) -> dict[str
             ct.audit_records.c.action == "relief.apply")).scalar_one()
         history = connection.execute(select(func.count()).select_from(
             rt.schedule_versions)).scalar_one()
+        outbox = dict(connection.execute(text(
+            "SELECT CASE WHEN step_key LIKE 'ntc:%' THEN 'notices' ELSE status END, COUNT(*) "
+            "FROM reminders GROUP BY 1")).all())
     floor_seconds = floor(engine)
     container.engine.dispose()
     return {"label": label, "loans": result["loans_covered"], "seconds": seconds,
             "report_seconds": report_seconds, "journal": journal, "audit_records": audited,
-            "history_rows": history, "floor": floor_seconds}
+            "history_rows": history, "floor": floor_seconds, "outbox": outbox}
+
+
+def plan_reminders(container: Any) -> int:
+    """Give every borrower a contact (SMS and app push, Shanghai time) and plan the
+    reminders the closes of business would have planned up to the horizon, with the
+    reminder clock on the book's business date, so relief has a real outbox to re-plan."""
+    with container.engine.begin() as connection:
+        connection.execute(text(
+            "INSERT INTO reminder_contacts (borrower_id, time_zone, language, quiet_hours, "
+            "opt_outs, updated_at) SELECT id, 'Asia/Shanghai', 'zh', NULL, '', :at "
+            "FROM borrowers"), {"at": PLANNING_CLOCK})
+        for channel in ("sms", "app_push"):
+            connection.execute(text(
+                "INSERT INTO reminder_addresses (borrower_id, channel, address_sealed, key_id) "
+                "SELECT id, :channel, 'bench-' || CAST(id AS VARCHAR(20)), 'plain' "
+                "FROM borrowers"), {"channel": channel})
+    reminders = container.reminders
+    reminders.clock = lambda: PLANNING_CLOCK
+    planned = 0
+    with container.engine.begin() as connection:
+        for days in range(reminders.settings.horizon_days + 1):
+            planned += reminders.plan_day(connection, CLOSE_FROM + timedelta(days=days))
+    return planned
 
 
 def floor(engine: Any) -> float:
@@ -127,6 +158,8 @@ def main() -> None:
               f"audit records {r['audit_records']}; schedule history rows "
               f"{r['history_rows']:,}; report {r['report_seconds']:.2f} s; floor (2 UPDATEs) "
               f"{r['floor']:.2f} s; ratio to floor {r['seconds'] / r['floor']:.2f}x")
+        print(f"[{r['label']}] outbox after apply: "
+              + ", ".join(f"{k} {v:,}" for k, v in sorted(r["outbox"].items())))
 
 
 if __name__ == "__main__":

@@ -346,8 +346,13 @@ def plan_notices(
     """
     now = now.astimezone(UTC)
     candidates = _notice_candidates(policy, loan_ids, default_tz)
-    combos = connection.execute(select(
-        candidates.c.time_zone, candidates.c.quiet_hours).distinct()).all()
+    loans, contacts = t.loans.c, reminder_contacts.c
+    combos = connection.execute(select(  # the borrowers' zones, without the instalments
+        func.coalesce(contacts.time_zone, default_tz),
+        func.coalesce(contacts.quiet_hours, "")).distinct()
+        .select_from(t.loans.outerjoin(reminder_contacts,
+                                       contacts.borrower_id == loans.borrower_id))
+        .where(loans.id.in_(loan_ids))).all()
     rows = [_notice_slot(zone, quiet, policy, notice, now) for zone, quiet in combos]
     _fill_slots(connection, rows)
     if not rows:
