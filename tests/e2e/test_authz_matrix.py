@@ -190,6 +190,7 @@ EXPECTED: dict[tuple[str, str], dict[str, str]] = {
     ("POST", "/loans/{loan_id}/restructure"): rule(LOAN_READERS & PROPOSERS),
     ("POST", "/relief/{event_id}/accept"): rule(set(), hidden=AUTHENTICATED),
     ("GET", "/relief/{event_id}/report"): rule(set(), hidden=LOAN_READERS),
+    ("GET", "/loans/{loan_id}/credit-reporting"): rule(LOAN_READERS),
     # ends the caller's session; an API key has no session (403)
     ("POST", "/auth/logout"): rule(AUTHENTICATED - {"integration"}),
 }

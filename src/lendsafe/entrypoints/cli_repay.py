@@ -31,6 +31,8 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for program
 relief_app = typer.Typer(help="Mass relief events: declare, apply, accept, report.",
                          no_args_is_help=True)
 hardship_app = typer.Typer(help="Borrowers' hardship requests.", no_args_is_help=True)
+credit_app = typer.Typer(help="Credit-reporting flags and the gate before a negative report.",
+                         no_args_is_help=True)
 OPERATOR = "cli:operator"
 
 
@@ -228,9 +230,40 @@ def relief_report(event_id: int, as_json: JsonOption = False) -> None:
           lambda d: console.print(d))
 
 
+@credit_app.command("flags")
+def credit_flags(on: Annotated[str | None, typer.Option(help="only flags in force on "
+                                                           "YYYY-MM-DD")] = None,
+                 loan: Annotated[int | None, typer.Option(help="one loan's flags")] = None,
+                 as_json: JsonOption = False) -> None:
+    """Relief and forbearance flags, for the credit-reporting feed."""
+    from lendsafe.services.credit_reporting import flags
+
+    container = _container()
+    day = None if on is None else _parse_date(on)
+    with container.engine.connect() as connection:
+        rows = guarded(lambda: flags(connection, on=day, loan_id=loan))
+    _emit({"flags": rows}, as_json, lambda d: console.print(d))
+
+
+@credit_app.command("gate")
+def credit_gate(loan_id: int,
+                on: Annotated[str | None, typer.Option(help="YYYY-MM-DD (default: the open "
+                                                           "business date)")] = None,
+                as_json: JsonOption = False) -> None:
+    """May a negative record be reported for this loan now? (reasons in English and Chinese)"""
+    from lendsafe.services.credit_reporting import reporting_gate
+
+    container = _container()
+    with container.engine.connect() as connection:
+        day = _parse_date(on) if on else container.lending.open_date(connection)
+        document = guarded(lambda: reporting_gate(connection, loan_id, day))
+    _emit(document, as_json, lambda d: console.print(d))
+
+
 def mount(app: typer.Typer) -> None:
     """Add these commands to the main ``lendsafe`` app."""
     app.command("plans")(plans)
     app.command("restructure")(restructure)
     app.add_typer(relief_app, name="relief", help="Mass relief events.")
     app.add_typer(hardship_app, name="hardship", help="Borrowers' hardship requests.")
+    app.add_typer(credit_app, name="credit", help="Credit-reporting flags and the gate.")

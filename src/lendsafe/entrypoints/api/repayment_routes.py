@@ -110,6 +110,15 @@ def repayment_router(principal: Callable[..., Principal], container: Any) -> API
         require_loan_access(caller, lending.loan_view(body.loan_id)["borrower_id"])
         return relief.accept(event_id, body.loan_id, caller.subject)
 
+    @router.get("/loans/{loan_id}/credit-reporting")
+    def credit_reporting(loan_id: int, caller: Principal = auth) -> dict[str, Any]:
+        """The loan's credit-reporting flags and whether a negative record may be reported."""
+        from lendsafe.services.credit_reporting import reporting_gate
+
+        require(caller, "loans.read")
+        with lending.engine.connect() as connection:
+            return reporting_gate(connection, loan_id, lending.open_date(connection))
+
     @router.get("/relief/{event_id}/report")
     def report(event_id: int, caller: Principal = auth) -> dict[str, Any]:
         require(caller, "loans.read")
