@@ -82,3 +82,8 @@ def wire_decisions(container: Container) -> None:
     if container.security is not None:
         apply, describe = promotion_handlers(book)
         container.security.register_sensitive_action(PROMOTE, apply, PROMOTE_PERMISSION, describe)
+        from lendsafe.services import decision_override as override
+
+        applied, described = override.handlers(container.lending.clock)
+        container.security.register_sensitive_action(override.KIND, applied,
+                                                     override.PERMISSION, described)
