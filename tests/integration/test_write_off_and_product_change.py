@@ -203,3 +203,57 @@ def test_checker_cannot_be_the_maker_of_a_product_change(container: Container) -
     with pytest.raises(Forbidden, match="maker"):
         container.security.decide(RISK, action["id"], approve=True)
     assert stored_definition(container)["name"] != "x"
+
+
+def change_jurisdiction(container: Container, changes: dict[str, object]) -> dict[str, object]:
+    """Propose and approve a change of CN's rules."""
+    action = container.security.propose(MAKER, "jurisdiction.change", "jurisdiction:CN",
+                                        {"changes": changes}, "regulator lowered the cap")
+    return dict(container.security.decide(RISK, action["id"], approve=True))
+
+
+def test_a_lowered_legal_cap_is_enforced_by_every_process(
+        container: Container, tmp_path: Path, database_url: str) -> None:
+    lending = container.lending
+    before = lending.book("j1", "cn-bullet", 100_000, parse_term("14d"))  # 18% under 24%
+    decided = change_jurisdiction(container, {"annual_cost_cap": "0.10"})
+    assert decided["status"] == "approved"
+    assert decided["result"]["after"]["annual_cost_cap"] == "0.10"  # type: ignore[index]
+    with pytest.raises(Refused) as refused:
+        lending.book("j2", "cn-bullet", 100_000, parse_term("14d"))
+    assert any("cap" in p.code for p in refused.value.problems), refused.value.problems
+    other = build(settings_with(tmp_path / "other", database_url))  # another process
+    try:
+        assert str(other.catalogue.jurisdictions["CN"].annual_cost_cap) == "0.24"  # the file
+        with pytest.raises(Refused):
+            other.lending.book("j3", "cn-bullet", 100_000, parse_term("14d"))
+        assert str(other.catalogue.jurisdictions["CN"].annual_cost_cap) == "0.10"  # refreshed
+    finally:
+        other.engine.dispose()
+    with container.engine.connect() as connection:
+        assert load_loan(connection, before).state.status.value == "active"  # kept its terms
+        audit = connection.execute(select(ct.audit_records.c.action).where(
+            ct.audit_records.c.target == "jurisdiction:CN")).scalars().all()
+    assert "jurisdiction.change" in audit
+
+
+@pytest.mark.parametrize(("changes", "code"), [
+    ({"annual_cost_cap": "-0.10"}, "jurisdiction.invalid"),
+    ({"cap_measure": "weird"}, "jurisdiction.invalid"),
+    ({"amount_min": "999999.00"}, "jurisdiction.invalid"),
+    ({"colour": "red"}, "jurisdiction.field_unknown"),
+    ({"code": "US"}, "jurisdiction.code_fixed"),
+    ({}, "jurisdiction.changes_empty"),
+])
+def test_an_invalid_jurisdiction_change_is_refused_and_changes_nothing(
+        container: Container, changes: dict[str, object], code: str) -> None:
+    action = container.security.propose(MAKER, "jurisdiction.change", "jurisdiction:CN",
+                                        {"changes": changes}, "typo")
+    with pytest.raises(Refused) as refused:
+        container.security.decide(RISK, action["id"], approve=True)
+    assert code in {p.code for p in refused.value.problems}
+    with container.engine.connect() as connection:
+        stored = json.loads(connection.execute(select(t.jurisdictions.c.definition).where(
+            t.jurisdictions.c.code == "CN")).scalar_one())
+    assert stored["annual_cost_cap"] == "0.24"
+    assert container.lending.book("ok", "cn-bullet", 100_000, parse_term("14d")) > 0

@@ -716,9 +716,20 @@ def _apply_product_change(lending: LendingService) -> ApplyHandler:
     return apply
 
 
+def _apply_jurisdiction_change(lending: LendingService) -> ApplyHandler:
+    def apply(connection: Connection, action: PendingAction, checker: str) -> dict[str, Any]:
+        changes = action.payload.get("changes", {})
+        if not isinstance(changes, dict):
+            raise Refused([Problem("control.payload", "payload.changes must be an object")])
+        return lending.change_jurisdiction(connection, action.target.removeprefix(
+            "jurisdiction:"), dict(changes), actor=f"{action.maker} + {checker}")
+
+    return apply
+
+
 def register_builtin_actions(security: Security, lending: LendingService) -> None:
-    """Role grants, payment reversals, write-off overrides and product changes; the last
-    three are lending use cases (``lending``), applied in the approval's transaction."""
+    """Role grants, payment reversals, write-off overrides, product and jurisdiction changes;
+    all but the first are lending use cases (``lending``), applied in the approval's transaction."""
     security.register_sensitive_action("role.grant", _apply_role_grant, "approve.role.grant",
                                        _describe_role_grant)
     security.register_sensitive_action("payment.reversal", _apply_payment_reversal(lending),
@@ -728,6 +739,9 @@ def register_builtin_actions(security: Security, lending: LendingService) -> Non
                                        "approve.write_off", _describe_write_off)
     security.register_sensitive_action("product.change", _apply_product_change(lending),
                                        "approve.product.change")
+    security.register_sensitive_action("jurisdiction.change",
+                                       _apply_jurisdiction_change(lending),
+                                       "approve.jurisdiction.change")
 
 
 __all__ = ["KeyRingError", "Security", "SensitiveAction", "build_security",

@@ -77,6 +77,7 @@ from lendsafe.domain.lending.quote import Quote, checked_quote, terms_for_produc
 from lendsafe.domain.lending.schedule import LoanTerms, Schedule, build_schedule
 from lendsafe.domain.money import currency, format_amount, format_rate
 from lendsafe.domain.problems import Problem, Refused
+from lendsafe.services import jurisdictions
 from lendsafe.services.catalogue import Catalogue
 
 Clock = Callable[[], datetime]
@@ -168,6 +169,7 @@ class LendingService:
             for product_id in sorted(known):
                 if product_id in self.catalogue.products:
                     self.refresh_product(connection, product_id)
+            jurisdictions.register(connection, self.catalogue, self.clock())
 
     # -- quotes and booking --------------------------------------------------------
     def quote(self, product_id: str, amount_minor: int, term: Term, start: date,
@@ -183,7 +185,8 @@ class LendingService:
         """Book and disburse a loan on the open business date; returns its id."""
         with self.engine.begin() as connection:
             on = self.open_date(connection)
-            self.refresh_product(connection, product_id)
+            product = self.refresh_product(connection, product_id)
+            jurisdictions.refresh(connection, self.catalogue, product.jurisdiction)
             quote = self.quote(product_id, amount_minor, term, on)
             borrower_id = self._borrower(connection, borrower_ref, region)
             self._refuse_rollover(connection, borrower_id, product_id)
@@ -478,6 +481,16 @@ class LendingService:
         return {"loan_id": loan_id, "on": on.isoformat(), "status": new_state.status.value,
                 "written_off_minor": {name: getattr(charged, f"{name}_minor")
                                       for name in ("principal", "interest", "fee", "penalty")}}
+
+    # -- jurisdictions and products ------------------------------------------------
+    def change_jurisdiction(self, connection: Connection, code: str, changes: dict[str, Any],
+                            actor: str = "system") -> dict[str, Any]:
+        """Change a jurisdiction's stored rules (an approved ``jurisdiction.change``) in the
+        caller's transaction; published as a ``jurisdiction.change`` change."""
+        on = self.open_date(connection)
+        return jurisdictions.change(connection, self.catalogue, code, changes, lambda doc: (
+            self.publish(Change(connection, "jurisdiction.change", actor, on, (),
+                                f"jurisdiction:{code}", schedule_changed=False))))
 
     # -- products ------------------------------------------------------------------
     def change_product(self, connection: Connection, product_id: str,

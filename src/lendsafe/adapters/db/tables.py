@@ -35,6 +35,14 @@ business_calendar = Table(
     Column("eod_running_for", Date, nullable=True),
 )
 
+jurisdictions = Table(
+    "jurisdictions",
+    metadata,
+    Column("code", String(8), primary_key=True),
+    Column("definition", Text, nullable=False),  # canonical JSON of the jurisdiction's rules
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
 products = Table(
     "products",
     metadata,

@@ -60,6 +60,25 @@ def load_jurisdictions(mapping: Mapping[str, Any]) -> dict[str, Jurisdiction]:
     return result
 
 
+def jurisdiction_definition(rules: Jurisdiction) -> dict[str, Any]:
+    """The data-file form of ``rules`` (what :func:`load_jurisdictions` reads back)."""
+    cur = rules.currency
+    definition: dict[str, Any] = {
+        "code": rules.code, "name": rules.name, "currency": cur.code,
+        "cap_measure": rules.cap_measure,
+        "amount_min": format_amount(rules.amount_min_minor, cur),
+        "amount_max": format_amount(rules.amount_max_minor, cur),
+        "bullet_term_max_days": rules.bullet_term_max_days,
+        "term_max_months": rules.term_max_months,
+        "fee_deduction_allowed": rules.fee_deduction_allowed,
+        "single_period_rollover_allowed": rules.single_period_rollover_allowed,
+        "sources": list(rules.sources),
+    }
+    if rules.annual_cost_cap is not None:
+        definition["annual_cost_cap"] = str(rules.annual_cost_cap)
+    return definition
+
+
 @dataclass(frozen=True)
 class QuoteFacts:
     """What a jurisdiction checks about a quote."""
