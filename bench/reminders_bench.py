@@ -8,6 +8,10 @@ Run from the repository root (the peers need ``bash bench/bench_venv.sh`` first)
     .venv-bench/bin/python bench/reminders_bench.py drill --reminders 3000
     .venv/bin/python bench/reminders_bench.py plan --db postgres --loans 1000000
 
+``dispatch`` also times a bare claim loop (the same number of processes claiming batches of
+500 rows of a narrow table, nothing else) in the same database and minutes, and prints the
+ratio to it with the load average: on a shared machine the ratio moves less than the rate.
+
 Every figure is wall-clock time on this machine (2 cores shared); the peers run the same
 per-message work (render the template, append one JSON line through ``FileChannel``) but
 no database work at all, so the ratio is conservative for lendsafe.
@@ -57,6 +61,20 @@ def fresh_database(kind: str, workdir: Path) -> str:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
     return make_url(PG_ADMIN).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_database(url: str) -> None:
+    """Drop a PostgreSQL database made by :func:`fresh_database` (SQLite files go with the
+    temporary folder)."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "postgresql":
+        return
+    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)'))
+    admin.dispose()
 
 
 def seed(url: str, loans: int) -> Engine:
@@ -146,13 +164,72 @@ def _worker_process(url: str, outbox: str, batch: int, barrier: Any, seed_value:
     engine.dispose()
 
 
+_BARE_CLAIM = {  # the orientation figure of issue 4: a claim loop and nothing else
+    "postgresql": "UPDATE bench_queue SET status = 'done' WHERE id IN (SELECT id FROM "
+                  "bench_queue WHERE status = 'pending' ORDER BY id LIMIT {batch} "
+                  "FOR UPDATE SKIP LOCKED)",
+    "sqlite": "UPDATE bench_queue SET status = 'done' WHERE id IN (SELECT id FROM "
+              "bench_queue WHERE status = 'pending' ORDER BY id LIMIT {batch})",
+}
+
+
+def _claim_loop_process(url: str, batch: int, barrier: Any, results: Any) -> None:
+    from lendsafe.adapters.db.engine import make_engine
+
+    engine = make_engine(url)
+    statement = _BARE_CLAIM[engine.dialect.name].format(batch=int(batch))
+    barrier.wait()
+    moved = 0
+    while True:
+        with engine.begin() as connection:
+            claimed = connection.exec_driver_sql(statement).rowcount
+        if not claimed:
+            break
+        moved += claimed
+    results.put(moved)
+    engine.dispose()
+
+
+def bare_claim_loop(engine: Engine, url: str, rows: int, workers: int,
+                    batch: int = 500) -> dict[str, Any]:
+    """Baseline in the same database and minutes: ``workers`` processes claiming batches of
+    ``batch`` rows of a narrow queue table, with no other work (rows/s)."""
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE bench_queue (id INTEGER PRIMARY KEY, "
+                                "status VARCHAR(16) NOT NULL)"))
+        connection.execute(text(f"INSERT INTO bench_queue (id, status) SELECT s.g, 'pending' "
+                                f"FROM {_series(connection, rows - 1)}"))
+        connection.execute(text("CREATE INDEX ix_bench_queue ON bench_queue (status, id)"))
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as connection:
+            connection.execute(text("ANALYZE bench_queue"))
+    context = multiprocessing.get_context("spawn")
+    barrier, results = context.Barrier(workers + 1), context.Queue()
+    processes = [context.Process(target=_claim_loop_process, args=(url, batch, barrier, results))
+                 for _ in range(workers)]
+    for process in processes:
+        process.start()
+    barrier.wait()
+    started = time.perf_counter()
+    moved = sum(results.get() for _ in processes)
+    seconds = time.perf_counter() - started
+    for process in processes:
+        process.join()
+    with engine.begin() as connection:
+        connection.execute(text("DROP TABLE bench_queue"))
+    return {"rows": moved, "batch": batch, "seconds": round(seconds, 2),
+            "per_second": round(moved / seconds)}
+
+
 def dispatch(kind: str, reminders: int, workers: int, batch: int) -> dict[str, Any]:
-    """Seed, plan, then time ``workers`` processes draining every due reminder."""
+    """Seed, plan, then time ``workers`` processes draining every due reminder; the same
+    number of processes running a bare claim loop in the same database is the baseline."""
     with tempfile.TemporaryDirectory() as folder:
         workdir = Path(folder)
         url = fresh_database(kind, workdir)
         engine = seed(url, reminders - 1)
         created, plan_seconds = plan_due_day(engine)
+        baseline = bare_claim_loop(engine, url, reminders, workers)
         outbox = workdir / "provider.jsonl"
         context = multiprocessing.get_context("spawn")
         barrier, results = context.Barrier(workers + 1), context.Queue()
@@ -171,12 +248,16 @@ def dispatch(kind: str, reminders: int, workers: int, batch: int) -> dict[str, A
             statuses = dict(connection.execute(text(
                 "SELECT status, count(*) FROM reminders GROUP BY status")).all())
         engine.dispose()
+        drop_database(url)
     doubles = sum(1 for n in lines.values() if n > 1)
+    per_second = created / seconds
     return {"db": kind, "reminders": created, "workers": workers, "batch": batch,
             "plan_seconds": round(plan_seconds, 2), "dispatch_seconds": round(seconds, 2),
-            "per_second": round(created / seconds), "provider_lines": sum(lines.values()),
+            "per_second": round(per_second), "provider_lines": sum(lines.values()),
             "doubles": doubles, "statuses": statuses,
-            "sends": sum(s["sends"] for s in stats)}
+            "sends": sum(s["sends"] for s in stats), "bare_claim_loop": baseline,
+            "ratio_to_bare_claim_loop": round(per_second / baseline["per_second"], 3),
+            "load_average": os.getloadavg()}
 
 
 def _provider_steps(outbox: Path) -> Counter[str]:
@@ -400,6 +481,7 @@ def drill_lendsafe(kind: str, count: int, kills: int) -> dict[str, Any]:
                 "SELECT step_key FROM reminders WHERE status NOT IN ('skipped', 'cancelled')"
             )).scalars())  # the template loan's borrower has no contact: skipped
         engine.dispose()
+        drop_database(url)
     return {"lendsafe": kind, "reminders": count, "kills": kills,
             "doubles": sum(1 for n in lines.values() if n > 1),
             "lost": len(expected - set(lines))}
@@ -421,6 +503,7 @@ def planning(kind: str, loans: int) -> dict[str, Any]:
             total = connection.execute(select(func.count()).select_from(text("reminders")))
             rows = int(total.scalar() or 0)
         engine.dispose()
+        drop_database(url)
     return {"db": kind, "loans": loans, "seed_seconds": round(seed_seconds, 1),
             "planned": created, "plan_seconds": round(first, 2), "replanned": again,
             "replan_seconds": round(second, 2), "rows": rows,

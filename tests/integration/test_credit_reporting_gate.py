@@ -57,6 +57,7 @@ def test_the_gate_needs_an_overdue_loan_and_a_sent_notice(service: LendingServic
     with service.engine.connect() as connection:
         gate = reporting_gate(connection, loan_id, date(2026, 3, 18))
     assert gate["negative_allowed"] and gate["reasons"] == []
+    assert gate["overdue_notice"]["step"] == "T+1" and gate["overdue_notice"]["channel"] == "sms"
 
 
 def test_relief_flags_suppress_negative_reporting_for_their_window(

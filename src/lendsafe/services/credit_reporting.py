@@ -19,11 +19,11 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Connection, and_, select
+from sqlalchemy import Connection, select
 
 from lendsafe.adapters.db import restructure_tables as rt
 from lendsafe.adapters.db import tables as t
-from lendsafe.adapters.db.reminder_tables import reminders
+from lendsafe.adapters.db.reminder_dispatch_store import overdue_notice_sent
 from lendsafe.adapters.db.repository import NotFound
 from lendsafe.domain.calendar import day_number, from_day_number
 
@@ -63,6 +63,7 @@ def flags(connection: Connection, *, on: date | None = None,
 
 def reporting_gate(connection: Connection, loan_id: int, on: date) -> dict[str, Any]:
     """May a negative record be reported for ``loan_id`` on ``on``? With every reason."""
+    notice = None
     loan = connection.execute(select(t.loans.c.status, t.loans.c.days_past_due,
                                      t.loans.c.oldest_unpaid_due_day).where(
         t.loans.c.id == loan_id)).first()
@@ -76,7 +77,14 @@ def reporting_gate(connection: Connection, loan_id: int, on: date) -> dict[str, 
         reasons.append(_reason("credit.not_overdue"))
     else:
         due = from_day_number(int(loan.oldest_unpaid_due_day))
-        if not _notice_sent(connection, loan_id, due):
+        seq = connection.execute(select(t.installments.c.seq).where(
+            t.installments.c.loan_id == loan_id, t.installments.c.due_date == due)
+            .order_by(t.installments.c.seq).limit(1)).scalar()
+        sent = None if seq is None else overdue_notice_sent(connection, loan_id, seq, due)
+        notice = None if sent is None else {
+            "step": sent.step_code, "channel": sent.channel, "sent_at": sent.sent_at.isoformat(),
+            "delivered": sent.delivered_at is not None}
+        if sent is None:
             reasons.append(_reason("credit.notice_not_sent", due=due.isoformat()))
     for flag in active:
         if flag["suppress_negative"]:
@@ -84,13 +92,4 @@ def reporting_gate(connection: Connection, loan_id: int, on: date) -> dict[str, 
                                    until=flag["until"] or "-"))
     return {"loan_id": loan_id, "on": on.isoformat(), "negative_allowed": not reasons,
             "days_past_due": int(loan.days_past_due or 0), "reasons": reasons,
-            "flags": active}
-
-
-def _notice_sent(connection: Connection, loan_id: int, due: date) -> bool:
-    """A legally required overdue notice of the instalment due on ``due`` was sent."""
-    r = reminders.c
-    return connection.execute(select(r.id).where(and_(
-        r.loan_id == loan_id, r.due_date == due, r.legally_required == True,  # noqa: E712
-        r.step_key.like("rem:%"), r.step_code.like("T+%"), r.sent_at.is_not(None))
-    ).limit(1)).first() is not None
+            "overdue_notice": notice, "flags": active}

@@ -41,13 +41,14 @@ from lendsafe.config import ReminderSettings
 from lendsafe.domain.reminders import dispatch as d
 from lendsafe.domain.reminders.messages import Money
 from lendsafe.domain.reminders.policy import ReminderPolicy, ReminderStep, default_policy
-from lendsafe.domain.reminders.quiet_hours import QuietHours
+from lendsafe.domain.reminders.quiet_hours import QuietHours, effective_quiet_hours
 from lendsafe.domain.reminders.templates import TemplateCatalog, TemplateError, render
 from lendsafe.services.reminders import AddressSealer, PlainSealer, utc_now
 
 log = logging.getLogger(__name__)
 _SWEEP_EVERY = timedelta(seconds=5)  # expired steps are rare: no need to look every batch
 Clock = Callable[[], datetime]
+_ZoneKey = tuple[str, str | None, str | None]  # policy, borrower's zone, own quiet hours
 _HOW_TO_PAY = {"zh": "App内还款或银行转账", "en": "in the app or by bank transfer"}
 
 
@@ -72,6 +73,8 @@ class _Batch:
     deliveries: list[dict[str, Any]] = field(default_factory=list)
     outgoing: list[tuple[dict[str, Any], d.StepState, int, OutboundMessage]] = field(
         default_factory=list)
+    #: send gates of steps without earlier contacts, by (zone, expiry): pure, so shared
+    gates: dict[tuple[_ZoneKey, datetime], d.Gate] = field(default_factory=dict)
 
 
 class Worker:
@@ -97,7 +100,7 @@ class Worker:
         self.stats = WorkerStats()
         self._last_idle_check: datetime | None = None
         self._last_sweep: datetime | None = None
-        self._zones: dict[tuple[str, str | None, str | None], tuple[tzinfo, QuietHours]] = {}
+        self._zones: dict[_ZoneKey, tuple[tzinfo, QuietHours]] = {}
         self._steps: dict[tuple[str, str], ReminderStep] = {}
         self.backoff = d.Backoff(base=timedelta(seconds=self.settings.backoff_base_seconds),
                                  cap=timedelta(seconds=self.settings.backoff_cap_seconds))
@@ -138,27 +141,28 @@ class Worker:
         """Sweep, claim one batch, send it and record it; returns how many were claimed."""
         now = self.clock()
         owner = f"{self.worker_id}:{uuid.uuid4().hex[:8]}"
-        with self.engine.begin() as connection:
-            if self._last_sweep is None or now - self._last_sweep >= _SWEEP_EVERY:
-                dstore.sweep(connection, now)
-                self._last_sweep = now
-            rows = dstore.claim(connection, owner, now,
-                               timedelta(seconds=self.settings.lease_seconds),
-                               self.settings.batch_size)
-            context = dstore.load_context(connection, rows, now) if rows else {}
-        if not rows:
-            return 0
-        if self.after_claim is not None:  # fault injection in tests
-            self.after_claim()
-        batch = _Batch(now)
-        deadline = now + timedelta(seconds=self.settings.lease_seconds * 2 / 3)
-        for row in rows:
-            if self.clock() >= deadline:
-                break  # the lease is running out: leave the rest to a later claimant
-            self._handle(row, context, batch)
-        self._flush(batch, deadline)
-        with self.engine.begin() as connection:
-            dstore.record(connection, owner, batch.updates, batch.attempts, batch.deliveries)
+        with self.engine.connect() as connection:  # one checkout for both transactions
+            with connection.begin():
+                if self._last_sweep is None or now - self._last_sweep >= _SWEEP_EVERY:
+                    dstore.sweep(connection, now)
+                    self._last_sweep = now
+                rows, context = dstore.claim_batch(
+                    connection, owner, now, timedelta(seconds=self.settings.lease_seconds),
+                    self.settings.batch_size)
+            if not rows:
+                return 0
+            if self.after_claim is not None:  # fault injection in tests
+                self.after_claim()
+            batch = _Batch(now)
+            deadline = now + timedelta(seconds=self.settings.lease_seconds * 2 / 3)
+            for row in rows:
+                if self.clock() >= deadline:
+                    break  # the lease is running out: leave the rest to a later claimant
+                self._handle(row, context, batch)
+            self._flush(batch, deadline)
+            with connection.begin():
+                dstore.record(connection, owner, batch.updates, batch.attempts,
+                              batch.deliveries)
         self.stats.batches += 1
         self.stats.claimed += len(rows)
         for update in batch.updates:
@@ -174,6 +178,8 @@ class Worker:
             self._apply(row, d.after_receipt_deadline(state, batch.now, self.escalation), batch)
             return
         if row["was_inflight"] and self._recover(row, state, batch):
+            # it may have reached the borrower: it counts against the caps of later steps
+            context["history"].setdefault(row["loan_id"], []).append(batch.now)
             return
         balance = context["balances"].get((row["loan_id"], row["installment_seq"]))
         if balance is None or balance[1] <= 0 or balance[0] != row["due_date"]:
@@ -186,9 +192,14 @@ class Worker:
                        outstanding: int, batch: _Batch) -> None:
         policy = self.policies[row["policy_id"]]
         contact = context["contacts"].get(row["borrower_id"])
-        tz, quiet = self._zone_and_quiet(policy, contact)
+        zone_key, tz, quiet = self._zone_and_quiet(policy, contact)
         history = context["history"].setdefault(row["loan_id"], [])
-        gate = d.send_gate(batch.now, tz, quiet, policy.caps, history, state.expires_at)
+        if history:
+            gate = d.send_gate(batch.now, tz, quiet, policy.caps, history, state.expires_at)
+        else:  # the same answer for every step of the batch with this zone and expiry
+            key = (zone_key, state.expires_at)
+            gate = batch.gates.get(key) or batch.gates.setdefault(key, d.send_gate(
+                batch.now, tz, quiet, policy.caps, (), state.expires_at))
         if gate.verdict == "missed":
             self._finish(row, batch, "missed", gate.reason)
             return
@@ -208,16 +219,18 @@ class Worker:
                          batch):
             history.append(batch.now)  # counted now: caps hold for the rest of the batch
 
-    def _zone_and_quiet(self, policy: ReminderPolicy, contact: Any) -> tuple[tzinfo, QuietHours]:
+    def _zone_and_quiet(self, policy: ReminderPolicy, contact: Any
+                        ) -> tuple[_ZoneKey, tzinfo, QuietHours]:
         key = (policy.policy_id, contact.time_zone if contact else None,
                contact.quiet_hours if contact else None)
         found = self._zones.get(key)
         if found is None:
             tz = ZoneInfo(key[1] or self.settings.default_time_zone)
             own = store.parse_quiet_hours(key[2])
-            found = (tz, (own or policy.default_quiet_hours).union(policy.legal_quiet_hours))
+            found = (tz, effective_quiet_hours(own, policy.default_quiet_hours,
+                                               policy.legal_quiet_hours))
             self._zones[key] = found
-        return found
+        return key, found[0], found[1]
 
     def _no_channel(self, row: dict[str, Any], state: d.StepState, addresses: Any,
                     opt_outs: set[str], batch: _Batch) -> None:
@@ -283,19 +296,19 @@ class Worker:
         step = self._steps.get(key)
         if step is None:
             policy = self.policies[row["policy_id"]]
-            step = next(s for s in policy.steps if s.code == row["step_code"])
+            step = policy.step(row["step_code"])
             self._steps[key] = step
         return step
 
     def _message(self, row: dict[str, Any], channel: str, key: str, recipient: str,
                  outstanding: int) -> OutboundMessage:
         language = row["language"]
+        days = (_local_send_date(row) - row["due_date"]).days
         context = {
             "amount": Money(outstanding, row["currency"]), "due_date": row["due_date"],
             "loan_ref": f"L{row['loan_id']}",
             "how_to_pay": self.settings.how_to_pay or _HOW_TO_PAY.get(language, ""),
-            "days_left": max(0, (row["due_date"] - _local_send_date(row)).days),
-            "days_overdue": max(0, (_local_send_date(row) - row["due_date"]).days),
+            "days_left": max(0, -days), "days_overdue": max(0, days),
         }
         rendered = render(row["template_id"], language, context, catalog=self.catalog)
         return OutboundMessage(key, str(row["loan_id"]), channel, row["step_code"], recipient,
@@ -401,7 +414,8 @@ def _delivery_outcome(outcome: SendOutcome, known: bool | None) -> str:
 
 
 def _local_send_date(row: dict[str, Any]) -> date:
-    offset = int(row["step_code"][1:] or 0)
+    code = row["step_code"]  # "T-3", "T0", "T+1"; an event notice ("RLF-A") counts as T0
+    offset = int(code[1:] or 0) if code.startswith("T") else 0
     return row["due_date"] + timedelta(days=offset)  # type: ignore[no-any-return]
 
 

@@ -46,6 +46,8 @@ from lendsafe.domain.reminders.policy import CHANNELS
 
 OVERRIDE_ENV = "LENDSAFE_CHANNELS_OVERRIDE"
 _READ_CHUNK = 1 << 16
+#: One encoder for every line (``json.dumps`` with options builds a new encoder per call).
+_ENCODE = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
 
 
 def _utc_now() -> datetime:
@@ -114,14 +116,16 @@ class FileChannel:
         size = os.fstat(fd).st_size
         return size > 0 and os.pread(fd, 1, size - 1) != b"\n"
 
-    def _record(self, message: OutboundMessage, message_id: str) -> bytes:
+    def _record(self, message: OutboundMessage, message_id: str,
+                sent_at: str | None = None) -> bytes:
         record = {
             "dedup_key": message.dedup_key, "message_id": message_id,
             "loan_id": message.loan_id, "channel": message.channel, "step": message.step,
             "recipient": message.recipient, "subject": message.subject, "body": message.body,
-            "language": message.language, "sent_at": self._clock().isoformat(),
+            "language": message.language,
+            "sent_at": sent_at if sent_at is not None else self._clock().isoformat(),
         }
-        return (json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n").encode()
+        return (_ENCODE(record) + "\n").encode()
 
     def send(self, message: OutboundMessage) -> SendResult:
         """Append ``message`` unless its dedup key is already in the file."""
@@ -149,16 +153,18 @@ class FileChannel:
                     f"file channel {self.path} does not serve {message.channel!r}")
         results: list[SendResult] = []
         chunks: list[bytes] = []
+        prefix = f"file-{uuid.uuid4().hex[:24]}"  # random per batch, then a counter
         with self._locked(fcntl.LOCK_EX) as fd:
             self._catch_up(fd)
-            for message in messages:
+            sent_at = self._clock().isoformat()  # one write: one instant for the batch
+            for number, message in enumerate(messages):
                 first_id = self._index.get(message.dedup_key)
                 if first_id is not None:
                     results.append(SendResult(SendOutcome.ACCEPTED, first_id))
                     continue
-                message_id = f"file-{uuid.uuid4().hex}"
+                message_id = f"{prefix}{number:08x}"
                 self._index[message.dedup_key] = message_id
-                chunks.append(self._record(message, message_id))
+                chunks.append(self._record(message, message_id, sent_at))
                 results.append(SendResult(SendOutcome.DELIVERED, message_id))
             if chunks:
                 data = b"".join(chunks)

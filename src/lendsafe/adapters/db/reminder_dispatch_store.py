@@ -1,16 +1,30 @@
 """SQL for dispatching the reminder outbox: leased claims, context, recording, sweeps.
 
 Claims take a lease: on PostgreSQL with ``FOR UPDATE SKIP LOCKED`` (many workers at once);
-on SQLite the ``BEGIN IMMEDIATE`` transaction makes each claim a single claimant. Planning
-lives in :mod:`lendsafe.adapters.db.reminder_store`.
+on SQLite the ``BEGIN IMMEDIATE`` transaction makes each claim a single claimant.
+
+Frequency caps hold across workers because **one loan's steps are leased to one claimant at
+a time**: a claim skips every step whose loan has another step under a live lease, and
+claims are serialised (SQLite: ``BEGIN IMMEDIATE``; PostgreSQL: a transaction-scoped
+advisory lock taken in a statement *before* the claim, so the claim's snapshot sees every
+earlier claim). The claim statement itself stays short; sending and recording run in
+parallel.
+
+On PostgreSQL the hot path is two statements per batch: :func:`claim_batch` leases the
+batch and returns it with its context (contacts, addresses, balance, recent contacts) in
+one round trip, and :func:`record` writes steps, attempts and deliveries in one statement
+(data-modifying CTEs over one JSON document each). Planning lives in
+:mod:`lendsafe.adapters.db.reminder_store`.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     ARRAY,
@@ -19,6 +33,7 @@ from sqlalchemy import (
     and_,
     any_,
     case,
+    exists,
     func,
     literal,
     or_,
@@ -35,7 +50,13 @@ from lendsafe.adapters.db.reminder_tables import (
     reminders,
 )
 
+#: Key of the advisory lock that serialises claims on PostgreSQL ("lend", "rem1").
+CLAIM_LOCK_KEY = (0x6C656E64, 0x72656D31)
+
 # --------------------------------------------------------------------------- dispatch
+
+#: How far back a loan's contacts are read for the caps (the week cap looks back 7 days).
+_HISTORY_WINDOW = timedelta(days=8)
 
 _CLAIM_COLUMNS = ("id", "step_key", "loan_id", "borrower_id", "installment_seq", "step_code",
                   "policy_id", "due_date", "currency", "legally_required", "template_id",
@@ -43,17 +64,35 @@ _CLAIM_COLUMNS = ("id", "step_key", "loan_id", "borrower_id", "installment_seq",
                   "tries", "sent_at", "inflight", "reason")
 
 
+class ContactRow(NamedTuple):
+    """A borrower's contact preferences as the worker reads them."""
+
+    time_zone: str
+    quiet_hours: str | None
+    opt_outs: str
+
+
 def claim(connection: Connection, owner: str, now: datetime, lease: timedelta,
           limit: int) -> list[dict[str, Any]]:
-    """Lease up to ``limit`` due steps to ``owner``; ``was_inflight`` flags crash recovery."""
+    """Lease up to ``limit`` due steps to ``owner``; ``was_inflight`` flags crash recovery.
+
+    A step whose loan has another step under a live lease is left alone (caps across
+    workers, see the module docstring).
+    """
+    if connection.dialect.name == "postgresql":
+        return [_claimed(row) for row in _claim_postgres(connection, owner, now, lease, limit,
+                                                         with_context=False)]
     r = reminders.c
+    sibling = reminders.alias("sibling")
+    busy = exists().where(sibling.c.loan_id == r.loan_id, sibling.c.lease_until > now)
     due = and_(r.status.in_(CLAIMABLE), r.due_at <= now,
                or_(r.lease_until.is_(None), r.lease_until <= now),
                or_(r.expires_at > now, r.inflight == True,  # noqa: E712
-                   r.status == "awaiting_receipt"))
-    if connection.dialect.name == "postgresql":
-        return _claim_postgres(connection, due, owner, now + lease, limit)
-    pick = select(*(r[c] for c in _CLAIM_COLUMNS)).where(due).order_by(r.due_at).limit(limit)
+                   r.status == "awaiting_receipt"), ~busy)
+    # (status, due_at) is the index order: the scan stops after ``limit`` rows, no sort of
+    # every due step (each of which would run the sibling probe first)
+    pick = (select(*(r[c] for c in _CLAIM_COLUMNS)).where(due)
+            .order_by(r.status, r.due_at).limit(limit))
     rows = [dict(row._mapping) for row in connection.execute(pick)]
     if rows:
         connection.execute(
@@ -66,22 +105,104 @@ def claim(connection: Connection, owner: str, now: datetime, lease: timedelta,
     return rows
 
 
-def _claim_postgres(connection: Connection, due: Any, owner: str, until: datetime,
-                    limit: int) -> list[dict[str, Any]]:
-    """One statement: pick with ``FOR UPDATE SKIP LOCKED``, lease, return the old flags."""
-    r = reminders.c
-    picked = (select(r.id, r.inflight.label("was_inflight")).where(due).order_by(r.due_at)
-              .limit(limit).with_for_update(skip_locked=True).subquery("picked"))
-    statement = (
-        update(reminders).where(r.id == picked.c.id)
-        .values(lease_owner=owner, lease_until=until,
-                inflight=case((r.status == "pending", True), else_=r.inflight))
-        .returning(*(r[c] for c in _CLAIM_COLUMNS if c != "inflight"), picked.c.was_inflight))
-    rows = [dict(row._mapping) for row in connection.execute(statement)]
-    for row in rows:
-        row["expires_at"] = aware(row["expires_at"])
+def claim_batch(connection: Connection, owner: str, now: datetime, lease: timedelta,
+                limit: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """:func:`claim` and :func:`load_context` together (one round trip on PostgreSQL)."""
+    if connection.dialect.name != "postgresql":
+        rows = claim(connection, owner, now, lease, limit)
+        return rows, (load_context(connection, rows, now) if rows else _no_context())
+    context = _no_context()
+    rows = [_with_context(row, context)
+            for row in _claim_postgres(connection, owner, now, lease, limit, with_context=True)]
+    return rows, context
+
+
+def _no_context() -> dict[str, Any]:
+    return {"contacts": {}, "addresses": {}, "balances": {}, "history": {}}
+
+
+_PG_LEASE = (
+    "WITH picked AS MATERIALIZED ("
+    " SELECT c.id, c.inflight AS was_inflight FROM reminders c"
+    " WHERE c.status IN ('awaiting_receipt', 'pending') AND c.due_at <= %(now)s"
+    " AND (c.lease_until IS NULL OR c.lease_until <= %(now)s)"
+    " AND (c.expires_at > %(now)s OR c.inflight OR c.status = 'awaiting_receipt')"
+    # OFFSET 0 keeps this a per-candidate index probe (ix_reminders_loan), not a table scan
+    " AND NOT EXISTS (SELECT 1 FROM reminders s WHERE s.loan_id = c.loan_id"
+    " AND s.lease_until > %(now)s OFFSET 0)"
+    # (status, due_at) is the index order: the scan stops after LIMIT rows, no sort
+    " ORDER BY c.status, c.due_at LIMIT {limit} FOR UPDATE OF c SKIP LOCKED),"
+    " claimed AS ("
+    " UPDATE reminders r SET lease_owner = %(owner)s, lease_until = %(until)s,"
+    " inflight = (r.inflight OR r.status = 'pending')"
+    # ANY(ARRAY(...)) makes the planner probe the primary key instead of scanning the table
+    " FROM picked WHERE r.id = ANY(ARRAY(SELECT id FROM picked)) AND r.id = picked.id"
+    " RETURNING {returning}, picked.was_inflight) ")
+_PG_PLAIN = "SELECT * FROM claimed"
+_PG_WITH_CONTEXT = (
+    "SELECT k.*, ct.time_zone AS ctx_time_zone, ct.quiet_hours AS ctx_quiet_hours,"
+    " ct.opt_outs AS ctx_opt_outs, installments.due_date AS ctx_due_date,"
+    " {outstanding} AS ctx_outstanding,"
+    # a two-dimensional text array loads faster than JSON (measured: 5-7 ms vs 10-12 ms)
+    " (SELECT array_agg(ARRAY[a.channel, a.address_sealed, a.key_id])"
+    " FROM reminder_addresses a WHERE a.borrower_id = k.borrower_id) AS ctx_addresses,"
+    " (SELECT array_agg(h.sent_at) FROM reminders h WHERE h.loan_id = k.loan_id"
+    " AND h.sent_at > %(history_since)s) AS ctx_history"
+    " FROM claimed k LEFT JOIN reminder_contacts ct ON ct.borrower_id = k.borrower_id"
+    " LEFT JOIN installments ON installments.loan_id = k.loan_id"
+    " AND installments.seq = k.installment_seq")
+
+
+@lru_cache(maxsize=64)
+def _pg_claim_sql(limit: int, with_context: bool, outstanding: str) -> str:
+    returning = ", ".join(f"r.{c}" for c in _CLAIM_COLUMNS if c != "inflight")
+    head = _PG_LEASE.format(limit=int(limit), returning=returning)
+    if not with_context:
+        return head + _PG_PLAIN
+    return head + _PG_WITH_CONTEXT.format(outstanding=outstanding)
+
+
+_OUTSTANDING_SQL: list[str] = []  # the shared expression, compiled once (same text on both)
+
+
+def _claim_postgres(connection: Connection, owner: str, now: datetime, lease: timedelta,
+                    limit: int, *, with_context: bool) -> list[dict[str, Any]]:
+    """Serialise claims (advisory lock), then pick, lease and return in one statement."""
+    connection.exec_driver_sql("SELECT pg_advisory_xact_lock(%s, %s)", CLAIM_LOCK_KEY)
+    sql = _pg_claim_sql(limit, with_context, _outstanding_sql(connection))
+    result = connection.exec_driver_sql(sql, {
+        "now": now, "until": now + lease, "owner": owner,
+        "history_since": now - _HISTORY_WINDOW})
+    keys = tuple(result.keys())
+    rows = [dict(zip(keys, row, strict=True)) for row in result.fetchall()]
     rows.sort(key=lambda row: row["id"])
     return rows
+
+
+def _claimed(row: dict[str, Any]) -> dict[str, Any]:
+    row["expires_at"] = aware(row["expires_at"])
+    return row
+
+
+def _with_context(row: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
+    """Move the ``ctx_*`` columns of a claimed row into the batch context."""
+    borrower, loan = row["borrower_id"], row["loan_id"]
+    zone, quiet, opt_outs = (row.pop("ctx_time_zone"), row.pop("ctx_quiet_hours"),
+                             row.pop("ctx_opt_outs"))
+    if zone is not None:
+        context["contacts"][borrower] = ContactRow(zone, quiet, opt_outs)
+    addresses = row.pop("ctx_addresses")
+    if addresses:
+        context["addresses"][borrower] = {channel: (sealed, key_id)
+                                          for channel, sealed, key_id in addresses}
+    due_date, outstanding = row.pop("ctx_due_date"), row.pop("ctx_outstanding")
+    if due_date is not None:
+        context["balances"][(loan, row["installment_seq"])] = (due_date, int(outstanding))
+    history = row.pop("ctx_history")
+    if history:
+        context["history"][loan] = [aware(value) for value in history]
+    row["expires_at"] = aware(row["expires_at"])
+    return row
 
 
 def _among(connection: Connection, column: Any, values: Sequence[int]) -> Any:
@@ -91,9 +212,52 @@ def _among(connection: Connection, column: Any, values: Sequence[int]) -> Any:
     return column.in_(values)
 
 
+_SQLITE_AMONG = " IN (SELECT value FROM json_each(?))"  # one JSON parameter, not 1,000
+_SQLITE_CONTEXT = (
+    "SELECT borrower_id, time_zone, quiet_hours, opt_outs FROM reminder_contacts"
+    " WHERE borrower_id" + _SQLITE_AMONG,
+    "SELECT borrower_id, channel, address_sealed, key_id FROM reminder_addresses"
+    " WHERE borrower_id" + _SQLITE_AMONG,
+    "SELECT loan_id, seq, due_date, {outstanding} FROM installments WHERE loan_id"
+    + _SQLITE_AMONG,
+    "SELECT loan_id, sent_at FROM reminders WHERE loan_id" + _SQLITE_AMONG
+    + " AND sent_at IS NOT NULL AND sent_at > ?",
+)
+
+
+def _load_context_sqlite(connection: Connection, rows: Sequence[Mapping[str, Any]],
+                         now: datetime) -> dict[str, Any]:
+    """:func:`load_context` on SQLite: four plain statements, rows read as tuples."""
+    borrowers = json.dumps(sorted({row["borrower_id"] for row in rows}))
+    loans = json.dumps(sorted({row["loan_id"] for row in rows}))
+    run = connection.exec_driver_sql
+    context = _no_context()
+    contacts, addresses, balances, history = (context["contacts"], context["addresses"],
+                                              context["balances"], context["history"])
+    for borrower, zone, quiet, opt_outs in run(_SQLITE_CONTEXT[0], (borrowers,)):
+        contacts[borrower] = ContactRow(zone, quiet, opt_outs)
+    for borrower, channel, sealed, key_id in run(_SQLITE_CONTEXT[1], (borrowers,)):
+        addresses.setdefault(borrower, {})[channel] = (sealed, key_id)
+    statement = _SQLITE_CONTEXT[2].format(outstanding=_outstanding_sql(connection))
+    for loan, seq, due_date, outstanding in run(statement, (loans,)):
+        balances[(loan, seq)] = (date.fromisoformat(due_date), int(outstanding))
+    since = _sqlite_stamp(now - _HISTORY_WINDOW)
+    for loan, sent_at in run(_SQLITE_CONTEXT[3], (loans, since)):
+        history.setdefault(loan, []).append(datetime.fromisoformat(sent_at).replace(tzinfo=UTC))
+    return context
+
+
+def _outstanding_sql(connection: Connection) -> str:
+    if not _OUTSTANDING_SQL:
+        _OUTSTANDING_SQL.append(str(outstanding_amount().compile(dialect=connection.dialect)))
+    return _OUTSTANDING_SQL[0]
+
+
 def load_context(connection: Connection, rows: Sequence[Mapping[str, Any]],
                  now: datetime) -> dict[str, Any]:
     """Contacts, addresses, instalment balances and recent contacts for a claimed batch."""
+    if connection.dialect.name == "sqlite":
+        return _load_context_sqlite(connection, rows, now)
     c, a, i, r = reminder_contacts.c, reminder_addresses.c, t.installments.c, reminders.c
     borrower_ids = sorted({row["borrower_id"] for row in rows})
     loan_ids = sorted({row["loan_id"] for row in rows})
@@ -111,7 +275,7 @@ def load_context(connection: Connection, rows: Sequence[Mapping[str, Any]],
     history: dict[int, list[datetime]] = {}
     for row in connection.execute(select(r.loan_id, r.sent_at).where(
             _among(connection, r.loan_id, loan_ids), r.sent_at.is_not(None),
-            r.sent_at > now - timedelta(days=8))):
+            r.sent_at > now - _HISTORY_WINDOW)):
         history.setdefault(row.loan_id, []).append(aware(row.sent_at))
     return {"contacts": contacts, "addresses": addresses, "balances": balances,
             "history": history}
@@ -141,15 +305,14 @@ def record(connection: Connection, owner: str, updates: Sequence[Mapping[str, An
            ) -> None:
     """Write a processed batch: step states (fenced by the lease), attempts, deliveries.
 
-    The hot path of dispatch: plain DB-API ``executemany`` (SQLAlchemy's per-row parameter
-    processing costs more than the statements themselves).
+    The hot path of dispatch: on SQLite plain DB-API ``executemany`` (SQLAlchemy's per-row
+    parameter processing costs more than the statements themselves); on PostgreSQL one
+    statement (:func:`_record_postgres`).
     """
-    sqlite_db = connection.dialect.name == "sqlite"
-    mark = "?" if sqlite_db else "%s"
-    stamp = _sqlite_stamp if sqlite_db else _same
-    if not sqlite_db:
+    if connection.dialect.name != "sqlite":
         _record_postgres(connection, owner, updates, attempts, deliveries)
         return
+    mark, stamp = "?", _sqlite_stamp
     if updates:
         connection.exec_driver_sql(_RECORD_STEP.format(p=mark), [(
             u["status"], u["reason"], stamp(u["due_at"]), u["channel_index"], u["round"],
@@ -167,59 +330,70 @@ def record(connection: Connection, owner: str, updates: Sequence[Mapping[str, An
             for d in deliveries])
 
 
-_PG_STEPS = (
-    "UPDATE reminders r SET status = v.status, reason = v.reason, due_at = v.due_at, "
-    "channel_index = v.channel_index, round = v.round, tries = r.tries + v.tries, "
-    "failovers = r.failovers + v.failovers, "
-    "sent_channel = COALESCE(r.sent_channel, v.sent_channel), "
-    "sent_at = COALESCE(r.sent_at, v.sent_at), delivered_at = v.delivered_at, "
-    "inflight = FALSE, lease_owner = NULL, lease_until = NULL, updated_at = v.now "
-    "FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::timestamptz[], %s::int[], "
-    "%s::int[], %s::int[], %s::int[], %s::text[], %s::timestamptz[], %s::timestamptz[], "
-    "%s::timestamptz[], %s::text[]) AS v(id, status, reason, due_at, channel_index, round, "
-    "tries, failovers, sent_channel, sent_at, delivered_at, now, owner) "
-    "WHERE r.id = v.id AND r.lease_owner = v.owner")
-_PG_ATTEMPTS = (
-    "INSERT INTO reminder_attempts (reminder_id, dedup_key, channel, outcome, "
-    "provider_message_id, error, at, worker, recovery) SELECT * FROM unnest(%s::bigint[], "
-    "%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::timestamptz[], "
-    "%s::text[], %s::boolean[])")
-_PG_DELIVERIES = (
-    "INSERT INTO reminder_deliveries (dedup_key, reminder_id, channel, outcome, "
-    "provider_message_id, error, tries, first_at, last_at) SELECT k, rid, ch, o, pid, e, 1, "
-    "f, l FROM unnest(%s::text[], %s::bigint[], %s::text[], %s::text[], %s::text[], "
-    "%s::text[], %s::timestamptz[], %s::timestamptz[]) AS v(k, rid, ch, o, pid, e, f, l) "
-    "ON CONFLICT (dedup_key) DO UPDATE SET outcome = excluded.outcome, "
-    "provider_message_id = COALESCE(excluded.provider_message_id, "
-    "reminder_deliveries.provider_message_id), error = excluded.error, "
-    "tries = reminder_deliveries.tries + 1, last_at = excluded.last_at")
+_PG_RECORD = (
+    "WITH steps AS ("
+    " UPDATE reminders r SET status = v.status, reason = v.reason, due_at = v.due_at,"
+    " channel_index = v.channel_index, round = v.round, tries = r.tries + v.tries,"
+    " failovers = r.failovers + v.failovers,"
+    " sent_channel = COALESCE(r.sent_channel, v.sent_channel),"
+    " sent_at = COALESCE(r.sent_at, v.sent_at), delivered_at = v.delivered_at,"
+    " inflight = FALSE, lease_owner = NULL, lease_until = NULL, updated_at = v.now"
+    " FROM json_to_recordset(%(steps)s::json) AS v(id bigint, status text, reason text,"
+    " due_at timestamptz, channel_index int, round int, tries int, failovers int,"
+    " sent_channel text, sent_at timestamptz, delivered_at timestamptz, now timestamptz)"
+    " WHERE r.id = v.id AND r.lease_owner = %(owner)s RETURNING r.id),"
+    " attempts AS ("
+    " INSERT INTO reminder_attempts (reminder_id, dedup_key, channel, outcome,"
+    " provider_message_id, error, at, worker, recovery)"
+    " SELECT reminder_id, dedup_key, channel, outcome, provider_message_id, error, at,"
+    " worker, recovery FROM json_to_recordset(%(attempts)s::json) AS a(reminder_id bigint,"
+    " dedup_key text, channel text, outcome text, provider_message_id text, error text,"
+    " at timestamptz, worker text, recovery boolean) RETURNING 1),"
+    " deliveries AS ("
+    " INSERT INTO reminder_deliveries (dedup_key, reminder_id, channel, outcome,"
+    " provider_message_id, error, tries, first_at, last_at)"
+    " SELECT dedup_key, reminder_id, channel, outcome, provider_message_id, error, 1,"
+    " first_at, last_at FROM json_to_recordset(%(deliveries)s::json) AS d(dedup_key text,"
+    " reminder_id bigint, channel text, outcome text, provider_message_id text, error text,"
+    " first_at timestamptz, last_at timestamptz)"
+    " ON CONFLICT (dedup_key) DO UPDATE SET outcome = excluded.outcome,"
+    " provider_message_id = COALESCE(excluded.provider_message_id,"
+    " reminder_deliveries.provider_message_id), error = excluded.error,"
+    " tries = reminder_deliveries.tries + 1, last_at = excluded.last_at RETURNING 1)"
+    " SELECT (SELECT count(*) FROM steps), (SELECT count(*) FROM attempts),"
+    " (SELECT count(*) FROM deliveries)")
 
 
-def _columns(rows: Sequence[Mapping[str, Any]], names: Sequence[str]) -> list[list[Any]]:
-    return [[row[name] for row in rows] for name in names]
+def _json_value(value: Any) -> str:
+    if isinstance(value, datetime):
+        return _iso(value)
+    raise TypeError(f"cannot record {value!r}")
+
+
+@lru_cache(maxsize=4096)  # a batch stamps the same few instants thousands of times
+def _iso(value: datetime) -> str:
+    return value.isoformat()
 
 
 def _record_postgres(connection: Connection, owner: str, updates: Sequence[Mapping[str, Any]],
                      attempts: Sequence[Mapping[str, Any]],
                      deliveries: Sequence[Mapping[str, Any]]) -> None:
-    """PostgreSQL: each table in one statement over arrays (``unnest``).
+    """PostgreSQL: one statement, one round trip (data-modifying CTEs over JSON documents).
 
-    The lease fence compares with an array column (``r.lease_owner = v.owner``), not a
-    constant: ``lease_owner`` is NULL on almost every row, and a constant made the planner
-    expect one matching row and re-scan the 1,000 values for each (a 20x slower plan).
+    A JSON document per table is encoded by the C encoder in one call and decoded once by
+    the server; per-element array parameters cost more in Python than the statement on the
+    server. The lease fence (``lease_owner``) is on the step update only: attempts and
+    deliveries are facts about the provider and are recorded even by a worker whose lease
+    ran out.
     """
-    if updates:
-        connection.exec_driver_sql(_PG_STEPS, (*_columns(updates, (
-            "id", "status", "reason", "due_at", "channel_index", "round", "tries", "failovers",
-            "sent_channel", "sent_at", "delivered_at", "now")), [owner] * len(updates)))
-    if attempts:
-        connection.exec_driver_sql(_PG_ATTEMPTS, tuple(_columns(attempts, (
-            "reminder_id", "dedup_key", "channel", "outcome", "provider_message_id", "error",
-            "at", "worker", "recovery"))))
-    if deliveries:
-        connection.exec_driver_sql(_PG_DELIVERIES, tuple(_columns(deliveries, (
-            "dedup_key", "reminder_id", "channel", "outcome", "provider_message_id", "error",
-            "first_at", "last_at"))))
+    if not (updates or attempts or deliveries):
+        return
+    connection.exec_driver_sql(_PG_RECORD, {
+        "owner": owner, "steps": _ENCODE(updates), "attempts": _ENCODE(attempts),
+        "deliveries": _ENCODE(deliveries)})
+
+
+_ENCODE = json.JSONEncoder(default=_json_value, ensure_ascii=False, check_circular=False).encode
 
 
 @lru_cache(maxsize=4096)  # a batch stamps the same few instants thousands of times
@@ -230,8 +404,49 @@ def _sqlite_stamp(value: datetime | None) -> str | None:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
-def _same(value: datetime | None) -> datetime | None:
-    return value
+# --------------------------------------------------------------------------- facts for others
+
+
+@dataclass(frozen=True)
+class OverdueNotice:
+    """The first legally required overdue notice that went out for one instalment."""
+
+    step_code: str
+    channel: str | None
+    sent_at: datetime  # when it went out (provider accepted or delivered)
+    delivered_at: datetime | None  # when a delivery was confirmed, if it was
+    status: str  # sent | delivered | awaiting_receipt
+
+
+def overdue_notice_sent(connection: Connection, loan_id: int, installment_seq: int,
+                        due_date: date | None = None) -> OverdueNotice | None:
+    """Whether (and when) a legally required overdue notice went out for an instalment.
+
+    The CN gate for negative credit reporting (default policy: the T+1 notice, which
+    ignores opt-outs): a credit-reporting job must not report this instalment before this
+    returns a notice sent before the report. ``due_date`` restricts the answer to notices
+    for that due date (a rescheduled instalment needs a new notice). A step counts once a
+    provider accepted it (``sent_at`` is set when a send may have reached the borrower);
+    ``delivered_at`` tells whether delivery was confirmed.
+    """
+    r = reminders.c
+    query = (select(r.step_code, r.sent_channel, r.sent_at, r.delivered_at, r.status)
+             .where(r.loan_id == loan_id, r.installment_seq == installment_seq,
+                    r.legally_required == True, r.step_code.like("T+%"),  # noqa: E712
+                    r.sent_at.is_not(None),
+                    r.status.in_(("sent", "delivered", "awaiting_receipt")))
+             .order_by(r.sent_at).limit(1))
+    if due_date is not None:
+        query = query.where(r.due_date == due_date)
+    row = connection.execute(query).first()
+    if row is None:
+        return None
+    delivered = None if row.delivered_at is None else aware(row.delivered_at)
+    return OverdueNotice(row.step_code, row.sent_channel, aware(row.sent_at), delivered,
+                         row.status)
+
+
+# --------------------------------------------------------------------------- sweeps
 
 
 def sweep(connection: Connection, now: datetime) -> int:
