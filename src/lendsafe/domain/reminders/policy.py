@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from functools import lru_cache
 from importlib import resources
-from typing import Final, Literal
+from typing import Any, Final, Literal
 from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -350,6 +350,17 @@ def _read_step(raw: object, path: str, ctx: _Context) -> ReminderStep | None:
     offset, kind = _read_offset_and_kind(raw, path, c)
     code = _read_code(raw, path, offset, c)
     send_at = c.clock(raw.get("send_at"), f"{path}.send_at")
+    common = _read_delivery(raw, path, ctx)
+    if None in (offset, kind, send_at) or common is None or not code:
+        return None
+    assert offset is not None and kind is not None and send_at is not None
+    return ReminderStep(code=code, offset_days=offset, send_at=send_at, kind=kind, **common)
+
+
+def _read_delivery(raw: Mapping[str, object], path: str, ctx: _Context
+                   ) -> dict[str, Any] | None:
+    """What steps and notices share: legal flag, channels, template, expiry, timeouts."""
+    c = ctx.collector
     required = raw.get("legally_required", False)
     if not isinstance(required, bool):
         c.add("bad_type", f"{path}.legally_required", "expected true or false")
@@ -362,14 +373,11 @@ def _read_step(raw: object, path: str, ctx: _Context) -> ReminderStep | None:
     for channel in channels:
         if channel not in timeouts:
             c.add("missing_timeout", f"{path}.channels", f"no receipt timeout for {channel!r}")
-    if None in (offset, kind, send_at, expiry) or not isinstance(required, bool) or not code:
+    if not expiry or not isinstance(required, bool):
         return None
-    assert offset is not None and kind is not None and send_at is not None and expiry
-    return ReminderStep(
-        code=code, offset_days=offset, send_at=send_at, kind=kind, legally_required=required,
-        channels=channels, template_id=template, expiry=timedelta(hours=expiry),
-        receipt_timeouts=tuple((ch, timeouts[ch]) for ch in channels if ch in timeouts),
-    )
+    return {"legally_required": required, "channels": channels, "template_id": template,
+            "expiry": timedelta(hours=expiry),
+            "receipt_timeouts": tuple((ch, timeouts[ch]) for ch in channels if ch in timeouts)}
 
 
 def _read_notice(raw: object, path: str, ctx: _Context) -> ReminderStep | None:
@@ -381,22 +389,10 @@ def _read_notice(raw: object, path: str, ctx: _Context) -> ReminderStep | None:
     code = c.text(raw, "code", f"{path}.code") or ""
     if code and not NOTICE_CODE_RE.match(code):
         c.add("bad_notice_code", f"{path}.code", f"expected e.g. 'RLF-A' (up to 8), got {code!r}")
-    required = raw.get("legally_required", False)
-    if not isinstance(required, bool):
-        c.add("bad_type", f"{path}.legally_required", "expected true or false")
-    channels = _read_channels(raw.get("channels"), f"{path}.channels", c)
-    template = _read_template(raw, path, ctx)
-    expiry = c.integer(raw.get("expiry_hours"), f"{path}.expiry_hours", "bad_expiry", 1,
-                       MAX_EXPIRY_HOURS)
-    timeouts = ctx.default_timeouts | _read_timeouts(
-        raw.get("receipt_timeout_minutes"), f"{path}.receipt_timeout_minutes", c)
-    if not code or not NOTICE_CODE_RE.match(code) or not expiry or not isinstance(required, bool):
+    common = _read_delivery(raw, path, ctx)
+    if not code or not NOTICE_CODE_RE.match(code) or common is None:
         return None
-    return ReminderStep(
-        code=code, offset_days=0, send_at=time(0, 0), kind="notice", legally_required=required,
-        channels=channels, template_id=template, expiry=timedelta(hours=expiry),
-        receipt_timeouts=tuple((ch, timeouts[ch]) for ch in channels if ch in timeouts),
-    )
+    return ReminderStep(code=code, offset_days=0, send_at=time(0, 0), kind="notice", **common)
 
 
 def _read_notices(raw: object, ctx: _Context) -> list[ReminderStep]:
