@@ -59,7 +59,14 @@ from lendsafe.domain.reminders.policy import (
 
 Clock = Callable[[], datetime]
 RELIEF_APPLIED, RELIEF_OFFERED = "RLF-A", "RLF-O"  # notice codes in the policy
-_REPLAN_CHUNK = 5_000  # loan ids per statement (SQLite allows 32,766 parameters)
+_REPLAN_CHUNK = {"sqlite": 5_000}  # loan ids per statement (SQLite: 32,766 parameters)
+_REPLAN_CHUNK_DEFAULT = 20_000  # PostgreSQL: fewer, larger statements
+
+
+def _chunks(connection: Connection, loan_ids: list[int]) -> Iterable[list[int]]:
+    size = _REPLAN_CHUNK.get(connection.dialect.name, _REPLAN_CHUNK_DEFAULT)
+    for start in range(0, len(loan_ids), size):
+        yield loan_ids[start:start + size]
 
 
 def utc_now() -> datetime:
@@ -172,10 +179,10 @@ class ReminderService:
                      loan_ids: list[int]) -> int:
         """Queue the event notice ``code`` once per loan (idempotent per ``reference``)."""
         notice, count = self.policy.step(code), 0
-        for start in range(0, len(loan_ids), _REPLAN_CHUNK):
+        for chunk in _chunks(connection, loan_ids):
             count += store.plan_notices(
-                connection, self.policy, notice, reference, loan_ids[start:start + _REPLAN_CHUNK],
-                now=self.clock(), default_tz=self.settings.default_time_zone)
+                connection, self.policy, notice, reference, chunk, now=self.clock(),
+                default_tz=self.settings.default_time_zone)
         return count
 
     def horizon(self, on: date | None = None) -> tuple[date, date]:
@@ -198,8 +205,7 @@ class ReminderService:
                      on: date | None = None) -> int:
         """Re-plan these loans' steps over the horizon; cancel steps made pointless."""
         now, count, window = self.clock(), 0, self.horizon(on)
-        for start in range(0, len(loan_ids), _REPLAN_CHUNK):
-            chunk = loan_ids[start:start + _REPLAN_CHUNK]
+        for chunk in _chunks(connection, loan_ids):
             count += self._plan_loans(connection, chunk, window)
             store.cancel_stale(connection, chunk, now)
         return count
