@@ -288,6 +288,9 @@ def test_unknown_channel_and_zone_are_refused_clearly(
         reminders_service.set_contact("B9", Contact("Mars/Olympus", "zh", {"fax": "1"}))
     with pytest.raises(LookupError, match="no borrower 'nobody'"):
         reminders_service.set_contact("nobody", Contact("Asia/Shanghai", "zh"))
+    with pytest.raises(ReminderInputError, match="leave no minute of the day"):
+        reminders_service.set_contact("B9", Contact("Asia/Shanghai", "zh", {"sms": "+861"},
+                                                    quiet_hours="07:00-23:00"))
 
 
 def test_unreachable_borrower_is_reported_not_lost(

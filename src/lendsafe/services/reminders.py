@@ -227,6 +227,12 @@ class ReminderService:
     def set_contact(self, borrower_ref: str, contact: Contact) -> int:
         """Store a borrower's preferences and re-plan their loans; returns the borrower id."""
         check_contact(contact)
+        own = store.parse_quiet_hours(contact.quiet_hours)
+        if own is not None and not own.leaves_time_with(self.policy.legal_quiet_hours):
+            raise ReminderInputError(
+                f"quiet hours {contact.quiet_hours!r} together with the legal quiet hours "
+                "leave no minute of the day to send a legally required notice; choose a "
+                "shorter window")
         now = self.clock()
         with self.engine.begin() as connection:
             borrower_id = connection.execute(select(t.borrowers.c.id).where(
