@@ -11,7 +11,9 @@
 2. HTTP: ``uvicorn`` serving the app (2 worker processes, SQLite file in a temp dir) on
    loopback; an open-loop load generator in this process (raw asyncio HTTP/1.1 on 32 keep-alive
    connections; latency counted from each request's due time) sends ``POST /applications`` at a
-   fixed rate for a fixed time (bounded: rate x seconds requests), measuring each latency.
+   fixed rate for a fixed time (bounded: rate x seconds requests), measuring each latency,
+   after 200 unmeasured warm-up requests over all 32 connections at once (so every worker loads its
+   models before the clock starts).
 3. Batch scoring: the scorecard on a 50,000-row table (raw columns in, scores, PDs and top-4
    reason indices out), beside the peers' own batch scorers from docs/bench-credit.md.
 """
@@ -89,14 +91,14 @@ def timed(action: Callable[[Any], Any], items: list[Any]) -> tuple[float, float,
 def in_process(models_dir: Path, n: int) -> list[tuple[str, tuple[float, float, float]]]:
     """Latency of each stage on ``n`` applications."""
     from lendsafe.adapters.ml.registry import ModelRegistry
-    from lendsafe.domain.lending.quote import price
     from lendsafe.domain.origination.application import BorrowerFacts, Case, Market
     from lendsafe.domain.origination.decision import applicant_reasons, decide
     from lendsafe.domain.origination.offers import evaluate_offer
+    from lendsafe.domain.origination.pricing import Pricing
     from lendsafe.services.catalogue import Catalogue
     from lendsafe.services.decision_input import model_row, parse_application
     from lendsafe.services.decision_models import ModelBook
-    from lendsafe.services.decisions import cached_price, load_default_policy
+    from lendsafe.services.decisions import load_default_policy
 
     policy, catalogue = load_default_policy(), Catalogue.load()
     book = ModelBook(ModelRegistry(models_dir))
@@ -115,29 +117,43 @@ def in_process(models_dir: Path, n: int) -> list[tuple[str, tuple[float, float, 
         case = Case(p.applicant, p.request, BorrowerFacts(), Decimal(f"{scored.pd:.6f}"),
                     scored.reasons)
         applicant_reasons(policy, market, case)
-        evaluate_offer(policy, market, case, catalogue.products[p.request.product],
-                       p.request.amount_minor, p.request.term, price)
+        offer = evaluate_offer(policy, market, case, catalogue.products[p.request.product],
+                               p.request.amount_minor, p.request.term, Pricing())
+        _ = offer.reasons, offer.annual_rate_disclosed  # what the answer shows
 
-    def full(pricer: Any) -> Callable[[tuple[Any, dict[str, Any]]], None]:
+    def full(shared: Any) -> Callable[[tuple[Any, dict[str, Any]]], None]:
         def run(item: tuple[Any, dict[str, Any]]) -> None:
             p, row = item
             scored = book.score(card_id, row)
-            decide(policy, market, Case(p.applicant, p.request, BorrowerFacts(),
-                                        Decimal(f"{scored.pd:.6f}"), scored.reasons), pricer)
+            decision = decide(policy, market, Case(p.applicant, p.request, BorrowerFacts(),
+                                                   Decimal(f"{scored.pd:.6f}"), scored.reasons),
+                              shared)
+            shown(decision)
         return run
 
     items = list(zip(parsed, rows, strict=True))
-    cached_price.cache_clear()
+    shared = Pricing()
     return [
         ("scorecard score + reasons", timed(lambda r: book.score(card_id, r), rows)),
         ("GBM score + reasons (TreeSHAP)", timed(lambda r: book.score(gbm_id, r), rows)),
-        ("core: rules + requested offer (quote, cold) + scorecard + reasons",
-         timed(core, items)),
-        ("full answer: all products, limits, alternatives (cold quotes)",
-         timed(full(price), items[: n // 4])),
-        ("full answer, quote cache warm (second pass)",
-         (timed(full(cached_price), items), timed(full(cached_price), items))[1]),
+        ("core: rules + requested offer (cold: priced, checked, rate disclosed) + scorecard "
+         "+ reasons", timed(core, items)),
+        ("full answer: all products, limits, alternatives (cold: nothing shared)",
+         timed(full(None), items[: n // 4])),
+        ("full answer, quote facts shared (first pass, from empty)", timed(full(shared), items)),
+        ("full answer, quote facts shared (second pass)", timed(full(shared), items)),
     ]
+
+
+def shown(decision: Any) -> None:
+    """Touch what the answer shows: reasons and the disclosed rates of the offers shown."""
+    for offer in (decision.offer, decision.alternative and decision.alternative.offer):
+        if offer is not None:
+            _ = offer.reasons, offer.annual_rate_disclosed
+    for item in decision.products:
+        _ = item.reasons, item.available and item.offer.annual_rate_disclosed
+        if item.alternative is not None:
+            _ = item.alternative.offer.annual_rate_disclosed
 
 
 def batch(models_dir: Path) -> tuple[float, int]:
@@ -223,10 +239,17 @@ async def _load(port: int, key: str, rate: int, seconds: int) -> dict[str, Any]:
     for _ in range(32):
         idle.put_nowait(_Connection(port))
     await _wait_ready(port)
-    warm = await idle.get()
-    for body in bodies[total:]:  # warm-up, not measured
-        await warm.post("/applications", headers, body)
-    idle.put_nowait(warm)
+    warm = [await idle.get() for _ in range(32)]
+
+    async def warm_up(connection: _Connection, part: list[bytes]) -> None:
+        for body in part:
+            await connection.post("/applications", headers, body)
+        idle.put_nowait(connection)
+
+    # warm-up, not measured: over all 32 connections at once, so that every worker process gets
+    # some (the kernel spreads connections over the workers), loads its models and warms up
+    extra = bodies[total:]
+    await asyncio.gather(*(warm_up(c, extra[i::32]) for i, c in enumerate(warm)))
     latencies: list[float] = []
     errors: list[str] = []
 

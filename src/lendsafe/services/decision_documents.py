@@ -7,22 +7,25 @@ from typing import Any
 
 from lendsafe.domain.money import Currency, format_amount, format_rate
 from lendsafe.domain.origination.decision import Alternative, Availability, Decision
-from lendsafe.domain.origination.offers import Offer, monthly_payment
+from lendsafe.domain.origination.offers import Offer
 from lendsafe.services.decision_input import ParsedApplication
 from lendsafe.services.decision_models import ModelScore
 
 
-def offer_document(offer: Offer, cur: Currency) -> dict[str, Any]:
-    """An offer: product, amount, term, contract and disclosed rates, first payment."""
-    quote = offer.quote
+def offer_document(offer: Offer, cur: Currency, disclose: bool = True) -> dict[str, Any]:
+    """An offer: product, amount, term, contract and disclosed rates, first payment.
+
+    The disclosed rate needs the full quote (an IRR search); ``disclose=False`` leaves it out
+    for offers whose rate is not shown."""
+    priced = offer.priced
+    disclosed = offer.annual_rate_disclosed if disclose else None
     return {
         "product": offer.product, "amount": format_amount(offer.amount_minor, cur),
         "term": str(offer.term), "annual_rate_offered": format_rate(offer.annual_rate, 4),
-        "annual_rate_disclosed": None if quote is None
-        else format_rate(quote.annual_rate_disclosed, 4),
-        "installments": None if quote is None else len(quote.schedule.installments),
-        "payment_monthly": None if quote is None
-        else format_amount(int(monthly_payment(quote)), cur),
+        "annual_rate_disclosed": None if disclosed is None else format_rate(disclosed, 4),
+        "installments": None if priced is None else priced.installments,
+        "payment_monthly": None if priced is None
+        else format_amount(int(priced.payment_monthly), cur),
     }
 
 
@@ -37,7 +40,7 @@ def alternative_document(alternative: Alternative | None, cur: Currency) -> dict
 
 def availability_document(item: Availability, cur: Currency) -> dict[str, Any]:
     """One product's availability for the applicant."""
-    offer = offer_document(item.offer, cur)
+    offer = offer_document(item.offer, cur, disclose=item.available)
     return {
         "product": item.product, "available": item.available,
         "limit": format_amount(item.limit_minor, cur), "term": offer["term"],

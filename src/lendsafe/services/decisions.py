@@ -10,7 +10,6 @@ challenger is the sensitive action ``model.promote`` (maker-checker in
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import tomllib
@@ -31,10 +30,10 @@ from lendsafe.adapters.db import tables as t
 from lendsafe.domain.ledger.canonical import canonical_json
 from lendsafe.domain.lending.loan import LoanStatus
 from lendsafe.domain.lending.product import LoanType
-from lendsafe.domain.lending.quote import price
 from lendsafe.domain.origination.application import BorrowerFacts, Case, Market
 from lendsafe.domain.origination.decision import Decision, decide
 from lendsafe.domain.origination.policy import Policy, load_policy
+from lendsafe.domain.origination.pricing import Pricing
 from lendsafe.domain.problems import Problem, Refused
 from lendsafe.services.catalogue import Catalogue
 from lendsafe.services.decision_documents import decision_document
@@ -55,10 +54,18 @@ def load_default_policy(path: Path | None = None) -> Policy:
     return load_policy(tomllib.loads(raw.decode("utf-8")), raw)
 
 
-@functools.lru_cache(maxsize=8192)
-def cached_price(terms: Any) -> Any:
-    """``price`` memoised on the (immutable, hashable) loan terms: a pure function."""
-    return price(terms)
+@dataclass(frozen=True)
+class _Record:
+    """What one decision writes, worked out before its transaction begins."""
+
+    parsed: ParsedApplication
+    application_id: str
+    row: dict[str, Any]
+    decision: Decision
+    scores: tuple[ModelScore, ModelScore | None, ModelScore]
+    on: date
+    now: datetime
+    inputs: str  # canonical JSON of the stored inputs
 
 
 @dataclass
@@ -74,39 +81,57 @@ class DecisionService:
     def __post_init__(self) -> None:
         self.calendars = {p.id: self.catalogue.calendar(p)
                           for p in self.catalogue.products.values()}
+        self.pricing = Pricing()  # quote facts shared by every decision on this catalogue
+        self.challenger_share = self.policy.rate("challenger_share")
 
     # -- deciding ----------------------------------------------------------------------
     def decide(self, document: object, actor: str = "system",
                borrower_id: int | None = None) -> dict[str, Any]:
         """Decide one application (see the module docstring); refusals name the field.
 
-        The facts are read in one short transaction, the decision is computed outside any
-        transaction, and everything it produced is written in a second one (on SQLite a
-        transaction holds the database's write lock)."""
+        The facts are read in one short transaction, the decision and its answer are computed
+        outside any transaction, and the rows it produced are written in a second one (on
+        SQLite a transaction holds the database's write lock)."""
         parsed = parse_application(document, self.catalogue.products)
-        champion_id = self.models.ensure_champion(self.engine, self.lending.clock)
         with self.engine.connect() as connection:
             roles = self.models.roles(connection)
             on = self.lending.open_date(connection)
             facts = self._facts(connection, parsed, borrower_id)
+        if "champion" not in roles:  # first use: the built-in scorecard
+            roles["champion"] = self.models.ensure_champion(self.engine, self.lending.clock)
         row = self._model_row(parsed, list(roles.values()))
         application_id = parsed.body.application_id or uuid.uuid4().hex
-        champion = self.models.score(roles.get("champion", champion_id), row)
+        champion = self.models.score(roles["champion"], row)
         challenger = self.models.score(roles["challenger"], row) if "challenger" in roles else None
-        share = self.policy.rate("challenger_share")
         used = challenger if challenger is not None and \
-            challenger_bucket(application_id) < share else champion
+            challenger_bucket(application_id) < self.challenger_share else champion
         case = Case(parsed.applicant, parsed.request, facts, Decimal(f"{used.pd:.6f}"),
                     used.reasons)
         market = Market(self.catalogue.products, self.catalogue.jurisdictions, self.calendars, on)
-        decision = decide(self.policy, market, case, cached_price)
+        decision = decide(self.policy, market, case, self.pricing)
+        scores = (champion, challenger, used)
+        answer = self._answer(parsed, application_id, decision, scores, on)
+        record = _Record(parsed, application_id, row, decision, scores, on,
+                         self.lending.clock(), canonical_json(parsed.stored))
         try:
             with self.engine.begin() as connection:
-                return self._record(connection, parsed, application_id, row, decision,
-                                    (champion, challenger, used), on)
+                self._record(connection, record, answer)
         except IntegrityError:
             raise Conflict(f"application {application_id!r} was already decided; send a new "
                            "application_id for a new application") from None
+        return answer
+
+    def _answer(self, parsed: ParsedApplication, application_id: str, decision: Decision,
+                scores: tuple[ModelScore, ModelScore | None, ModelScore],
+                on: date) -> dict[str, Any]:
+        _, challenger, used = scores
+        document = decision_document(decision, parsed, application_id, used, on,
+                                     self.policy.label)
+        document["challenger"] = None if challenger is None else {
+            "model_version": challenger.model_id, "score": round(challenger.score, 2),
+            "pd": f"{challenger.pd:.6f}"}
+        document["decided_by"] = "challenger" if used is challenger else "champion"
+        return document
 
     def _model_row(self, parsed: ParsedApplication, model_ids: list[str]) -> dict[str, Any]:
         row = model_row(parsed, self.policy.model_inputs)
@@ -124,59 +149,42 @@ class DecisionService:
             raise Refused(problems)
         return {k: v for k, v in row.items() if k in kinds}
 
-    def _record(self, connection: Connection, parsed: ParsedApplication, application_id: str,
-                row: dict[str, Any], decision: Decision,
-                scores: tuple[ModelScore, ModelScore | None, ModelScore],
-                on: date) -> dict[str, Any]:
-        _, challenger, used = scores
-        now = self.lending.clock()
-        inputs = canonical_json(parsed.stored)
-        digest = hashlib.sha256(inputs.encode()).hexdigest()
-        self._insert_application(connection, parsed, application_id, inputs, digest, now)
-        document = decision_document(decision, parsed, application_id, used, on,
-                                     self.policy.label)
-        document["challenger"] = None if challenger is None else {
-            "model_version": challenger.model_id, "score": round(challenger.score, 2),
-            "pd": f"{challenger.pd:.6f}"}
-        document["decided_by"] = "challenger" if used is challenger else "champion"
-        self._log(connection, application_id, document, decision, scores, row, digest, now, on)
-        if decision.decision == "refer":
-            document["referral_id"] = self._refer(connection, application_id, document, now)
-        return document
+    def _record(self, connection: Connection, record: _Record, answer: dict[str, Any]) -> None:
+        """The application, its decision log row and any referral: one transaction, executed
+        as plain parameter sets against statements compiled once."""
+        digest = hashlib.sha256(record.inputs.encode()).hexdigest()
+        request, now = record.parsed.request, record.now
+        connection.execute(dt.applications.insert(), {
+            "id": record.application_id, "received_at": now,
+            "borrower_ref": record.parsed.body.applicant.borrower,
+            "product_id": request.product, "currency": request.currency.code,
+            "amount_minor": request.amount_minor, "term": str(request.term),
+            "inputs": record.inputs, "inputs_sha256": digest})
+        reasons = json.dumps(answer["reasons"], ensure_ascii=False)
+        connection.execute(dt.decision_log.insert(), self._log_row(record, answer, reasons,
+                                                                   digest))
+        if record.decision.decision == "refer":
+            result = connection.execute(dt.referrals.insert(), {
+                "application_id": record.application_id, "status": "open",
+                "created_at": now, "reasons": reasons})
+            answer["referral_id"] = int(result.inserted_primary_key[0])  # type: ignore[index]
 
-    def _insert_application(self, connection: Connection, parsed: ParsedApplication,
-                            application_id: str, inputs: str, digest: str, now: datetime) -> None:
-        request = parsed.request
-        connection.execute(insert(dt.applications).values(
-            id=application_id, received_at=now, borrower_ref=parsed.body.applicant.borrower,
-            product_id=request.product, currency=request.currency.code,
-            amount_minor=request.amount_minor, term=str(request.term), inputs=inputs,
-            inputs_sha256=digest))
-
-    def _log(self, connection: Connection, application_id: str, document: dict[str, Any],
-             decision: Decision, scores: tuple[ModelScore, ModelScore | None, ModelScore],
-             row: dict[str, Any], digest: str, now: datetime, on: date) -> None:
-        champion, challenger, used = scores
-        connection.execute(insert(dt.decision_log).values(
-            application_id=application_id, decided_at=now, business_date=on.isoformat(),
-            decided_by=document["decided_by"], decision=decision.decision,
-            reasons=json.dumps(document["reasons"], ensure_ascii=False),
-            inputs_sha256=digest, pd=f"{used.pd:.6f}", score=used.score,
-            limit_minor=decision.limit_minor,
-            annual_rate_offered=document["annual_rate_offered"], model_version=used.model_id,
-            challenger_version=challenger.model_id if challenger else None,
-            challenger_score=challenger.score if challenger else None,
-            challenger_pd=f"{challenger.pd:.6f}" if challenger else None,
-            champion_version=champion.model_id, champion_score=champion.score,
-            policy_version=self.policy.label,
-            characteristics=json.dumps(row, sort_keys=True, default=str)))
-
-    def _refer(self, connection: Connection, application_id: str, document: dict[str, Any],
-               now: datetime) -> int:
-        result = connection.execute(insert(dt.referrals).values(
-            application_id=application_id, status="open", created_at=now,
-            reasons=json.dumps(document["reasons"], ensure_ascii=False)))
-        return int(result.inserted_primary_key[0])  # type: ignore[index]
+    def _log_row(self, record: _Record, answer: dict[str, Any], reasons: str,
+                 digest: str) -> dict[str, Any]:
+        champion, challenger, used = record.scores
+        return {
+            "application_id": record.application_id, "decided_at": record.now,
+            "business_date": record.on.isoformat(), "decided_by": answer["decided_by"],
+            "decision": record.decision.decision, "reasons": reasons,
+            "inputs_sha256": digest, "pd": f"{used.pd:.6f}", "score": used.score,
+            "limit_minor": record.decision.limit_minor,
+            "annual_rate_offered": answer["annual_rate_offered"], "model_version": used.model_id,
+            "challenger_version": challenger.model_id if challenger else None,
+            "challenger_score": challenger.score if challenger else None,
+            "challenger_pd": f"{challenger.pd:.6f}" if challenger else None,
+            "champion_version": champion.model_id, "champion_score": champion.score,
+            "policy_version": self.policy.label,
+            "characteristics": json.dumps(record.row, sort_keys=True, default=str)}
 
     def _facts(self, connection: Connection, parsed: ParsedApplication,
                borrower_id: int | None) -> BorrowerFacts:

@@ -43,6 +43,10 @@ class DataSchema:
         """Names of categorical columns."""
         return [c.name for c in self.columns if c.kind == "categorical"]
 
+    def numeric(self) -> list[str]:
+        """Names of numeric columns."""
+        return [c.name for c in self.columns if c.kind == "numeric"]
+
     def to_dict(self) -> dict[str, Any]:
         """Plain-dict form."""
         return {"columns": [c.__dict__ | {"categories": list(c.categories)} for c in self.columns]}

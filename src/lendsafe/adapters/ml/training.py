@@ -65,7 +65,8 @@ def _fit(
     scaling = PointsScaling()
     if kind == "scorecard":
         fit = train_scorecard(features, y, schema)
-        choices = {"selected": fit.selected, "c": fit.c, "information_value": fit.information_value}
+        choices = {"selected": fit.selected, "c": fit.c, "information_value": fit.information_value,
+                   "trend": fit.trend, "trends": fit.trends}
         model = ScoringModel(kind, schema, scaling, (), (), scorecard=fit.scorecard)
         return model, choices, lambda *_: {}
     gbm = train_gbm(features, y, schema)

@@ -24,19 +24,17 @@ from decimal import Decimal
 from fractions import Fraction
 
 from lendsafe.domain.lending.product import LoanType, Product, Term
-from lendsafe.domain.lending.quote import price
 from lendsafe.domain.money import format_amount
 from lendsafe.domain.origination.application import Case, Market
 from lendsafe.domain.origination.offers import (
+    Evaluator,
     Offer,
-    Pricer,
-    evaluate_offer,
-    limit_for,
     longer_terms,
     nearest_term,
     percent,
 )
 from lendsafe.domain.origination.policy import Policy, Reason, Severity
+from lendsafe.domain.origination.pricing import Pricing
 
 DECLINE, REFER, APPROVE = "decline", "refer", "approve"
 
@@ -147,32 +145,35 @@ def model_reasons(policy: Policy, case: Case) -> list[Reason]:
 class _Search:
     """Offers evaluated once per (product, amount, term) within one decision."""
 
-    def __init__(self, policy: Policy, market: Market, case: Case, pricer: Pricer) -> None:
-        self.policy, self.market, self.case, self.pricer = policy, market, case, pricer
+    def __init__(self, policy: Policy, market: Market, case: Case, pricing: Pricing) -> None:
+        self.policy, self.market, self.case, self.pricing = policy, market, case, pricing
+        self.evaluator = Evaluator(policy, market, case, pricing)
         self.seen: dict[tuple[str, int, Term], Offer] = {}
         self.limits: dict[tuple[str, Term], int] = {}
 
     def offer(self, product: Product, amount_minor: int, term: Term) -> Offer:
         key = (product.id, amount_minor, term)
         if key not in self.seen:
-            self.seen[key] = evaluate_offer(self.policy, self.market, self.case, product,
-                                            amount_minor, term, self.pricer)
+            self.seen[key] = self.evaluator.offer(product, amount_minor, term)
         return self.seen[key]
 
     def limit(self, product: Product, term: Term) -> int:
         key = (product.id, term)
         if key not in self.limits:
-            amount, offer = limit_for(self.policy, self.market, self.case, product, term,
-                                      self.pricer)
+            amount, offer = self.evaluator.limit(product, term)
             self.limits[key] = amount
             if offer is not None:
                 self.seen[(product.id, amount, term)] = offer
         return self.limits[key]
 
 
-def decide(policy: Policy, market: Market, case: Case, pricer: Pricer = price) -> Decision:
-    """The decision on the requested offer and the availability of every product."""
-    search = _Search(policy, market, case, pricer)
+def decide(policy: Policy, market: Market, case: Case,
+           pricing: Pricing | None = None) -> Decision:
+    """The decision on the requested offer and the availability of every product.
+
+    ``pricing`` shares quote facts across decisions (one per catalogue); by default each
+    decision prices afresh."""
+    search = _Search(policy, market, case, pricing if pricing is not None else Pricing())
     blocking = applicant_reasons(policy, market, case)
     request = case.request
     requested = market.products[request.product]
@@ -222,7 +223,7 @@ def _date_alternative(search: _Search, product: Product, amount_minor: int, term
         return None
     later = max(d for d in dates if d is not None)
     market = replace(search.market, on=later)
-    again = _Search(search.policy, market, search.case, search.pricer)
+    again = _Search(search.policy, market, search.case, search.pricing)
     if applicant_reasons(search.policy, market, search.case):
         return None
     offer = again.offer(product, amount_minor, term)
