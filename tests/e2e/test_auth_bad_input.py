@@ -223,4 +223,5 @@ def test_user_holding_conflicting_roles_is_refused(world: World) -> None:
     conflicts = security.conflicts()
     assert {c["user"] for c in conflicts} == {"underwriter-user"}
     assert {c["problem"]["figures"]["rule"] for c in conflicts} == {
-        "originate-and-write-off", "policy-and-origination"}
+        "originate-and-write-off", "policy-and-origination", "policy-and-origination-caps",
+        "originate-and-override"}
