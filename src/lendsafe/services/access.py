@@ -21,6 +21,7 @@ from pathlib import Path
 from sqlalchemy import Engine, insert, select
 
 from lendsafe.adapters.db import tables as t
+from lendsafe.adapters.db.engine import reading
 from lendsafe.domain.control.roles import RoleCatalogue, parse_roles
 from lendsafe.domain.problems import Problem, Refused
 
@@ -108,7 +109,7 @@ def authenticate(engine: Engine, secret: str | None) -> Principal:
     """The principal behind an API key, or Unauthenticated (never says which part was wrong)."""
     if not secret or len(secret) > 200 or not secret.startswith("lsk_"):
         raise Unauthenticated("missing or malformed credentials")
-    with engine.connect() as connection:
+    with reading(engine).connect() as connection:
         row = connection.execute(select(t.api_keys).where(
             t.api_keys.c.key_hash == _hash(secret), t.api_keys.c.revoked_at.is_(None))).first()
     if row is None or row.role not in ROLES:

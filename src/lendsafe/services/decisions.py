@@ -27,6 +27,7 @@ from sqlalchemy.exc import IntegrityError
 
 from lendsafe.adapters.db import decision_tables as dt
 from lendsafe.adapters.db import tables as t
+from lendsafe.adapters.db.engine import reading
 from lendsafe.domain.ledger.canonical import canonical_json
 from lendsafe.domain.lending.loan import LoanStatus
 from lendsafe.domain.lending.product import LoanType
@@ -93,7 +94,7 @@ class DecisionService:
         outside any transaction, and the rows it produced are written in a second one (on
         SQLite a transaction holds the database's write lock)."""
         parsed = parse_application(document, self.catalogue.products)
-        with self.engine.connect() as connection:
+        with reading(self.engine).connect() as connection:
             roles = self.models.roles(connection)
             on = self.lending.open_date(connection)
             facts = self._facts(connection, parsed, borrower_id)

@@ -35,9 +35,25 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+#: Execution option of read-only transactions (see :func:`reading`).
+READ_ONLY = "lendsafe_read_only"
+
+
 def _sqlite_begin_immediate(connection: Any) -> None:
-    # One writer at a time, decided at BEGIN: no deadlock-prone lock upgrades.
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    # One writer at a time, decided at BEGIN: no deadlock-prone lock upgrades. A read-only
+    # transaction begins deferred: in WAL mode it reads a snapshot and never waits for the
+    # writer (it must not write: a deferred transaction cannot safely upgrade its lock).
+    if connection.get_execution_options().get(READ_ONLY):
+        connection.exec_driver_sql("BEGIN")
+    else:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def reading(engine: Engine) -> Engine:
+    """``engine`` for read-only transactions: on SQLite they take no write lock, so hot read
+    paths (authentication, a decision's facts) do not queue behind writers; on PostgreSQL
+    nothing changes. Never write through it."""
+    return engine.execution_options(**{READ_ONLY: True})
 
 
 def is_sqlite(engine: Engine) -> bool:
