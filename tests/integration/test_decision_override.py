@@ -13,9 +13,11 @@ import pytest
 from sqlalchemy import select
 
 from lendsafe.adapters.db import decision_tables as dt
+from lendsafe.adapters.db import tables as t
 from lendsafe.adapters.ml.registry import ModelRegistry
 from lendsafe.bootstrap import Container, build
 from lendsafe.config import Settings
+from lendsafe.domain.lending.product import parse_term
 from lendsafe.domain.problems import Refused
 from lendsafe.services.access import Forbidden
 from lendsafe.services.decision_models import ModelBook
@@ -92,3 +94,34 @@ def test_bad_overrides_are_refused_by_name(container: Container, payload: dict[s
                                    f"application:{decided['application_id']}", payload, "why")
     assert code in {p.code for p in refused.value.problems}
     assert len(_log(container, decided["application_id"])) == 1
+
+
+def test_a_loan_draws_on_an_approved_application_once_and_within_its_limit(
+        container: Container) -> None:
+    lending = container.lending
+    approved = container.decisions.decide(application(), actor="test")
+    assert approved["decision"] == "approve", approved["reasons"]
+    application_id, limit = approved["application_id"], approved["limit"]
+    limit_minor = int(limit.replace(".", "")) if isinstance(limit, str) else int(limit)
+    with pytest.raises(Refused) as refused:  # every reason at once
+        lending.book("bob", "cn-weekly", limit_minor + 100, parse_term("8w"),
+                     application_id=application_id)
+    assert {p.code for p in refused.value.problems} >= {
+        "application.product", "application.borrower", "application.limit"}
+    loan_id = lending.book("alice", "cn-bullet", limit_minor, parse_term("30d"),
+                           application_id=application_id)
+    with pytest.raises(Refused) as again:
+        lending.book("alice", "cn-bullet", 100_00, parse_term("30d"),
+                     application_id=application_id)
+    assert [p.code for p in again.value.problems] == ["application.used"]
+    declined = container.decisions.decide(application(applicant__age=17), actor="test")
+    with pytest.raises(Refused) as no:
+        lending.book("alice", "cn-bullet", 100_00, parse_term("30d"),
+                     application_id=declined["application_id"])
+    assert "application.not_approved" in {p.code for p in no.value.problems}
+    with pytest.raises(Refused, match="no decided credit application"):
+        lending.book("alice", "cn-bullet", 100_00, parse_term("30d"), application_id="nope")
+    with container.engine.connect() as connection:
+        linked = connection.execute(select(t.loans.c.application_id).where(
+            t.loans.c.id == loan_id)).scalar_one()
+    assert linked == application_id

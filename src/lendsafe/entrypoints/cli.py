@@ -210,6 +210,9 @@ def book(
     product: Annotated[str, typer.Option(help="Product id (see `lendsafe products`).")],
     amount: Annotated[str, typer.Option(help="e.g. 1000.00")],
     term: Annotated[str, typer.Option(help="14d, 8w or 12m")],
+    application: Annotated[str | None, typer.Option(
+        help="The approved credit application this loan draws on (see `lendsafe decide`).")
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Book and disburse a loan on the open business date."""
@@ -218,7 +221,7 @@ def book(
     def run() -> dict[str, Any]:
         chosen = container.catalogue.product(product)
         loan_id = container.lending.book(borrower, product, parse_amount(amount, chosen.currency),
-                                         parse_term(term))
+                                         parse_term(term), application_id=application)
         return container.lending.loan_view(loan_id)  # type: ignore[no-any-return]
 
     _emit(guarded(run), as_json, lambda d: console.print(

@@ -26,6 +26,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, event, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from lendsafe.adapters.db import decision_tables as dt
 from lendsafe.adapters.db import restructure_tables as rt
 from lendsafe.adapters.db import tables as t
 from lendsafe.adapters.db.eod import close_business_day
@@ -181,16 +182,25 @@ class LendingService:
         return checked_quote(terms, self.catalogue.jurisdictions[product.jurisdiction])
 
     def book(self, borrower_ref: str, product_id: str, amount_minor: int, term: Term,
-             region: str | None = None, actor: str = "system") -> int:
-        """Book and disburse a loan on the open business date; returns its id."""
+             region: str | None = None, actor: str = "system",
+             application_id: str | None = None) -> int:
+        """Book and disburse a loan on the open business date; returns its id. With
+        ``application_id`` the loan must match that approved credit decision (product,
+        borrower, amount within the approved limit) and uses it up."""
         with self.engine.begin() as connection:
             on = self.open_date(connection)
             product = self.refresh_product(connection, product_id)
             jurisdictions.refresh(connection, self.catalogue, product.jurisdiction)
             quote = self.quote(product_id, amount_minor, term, on)
+            if application_id is not None:
+                _check_application(connection, application_id, borrower_ref, product_id,
+                                   amount_minor)
             borrower_id = self._borrower(connection, borrower_ref, region)
             self._refuse_rollover(connection, borrower_id, product_id)
             loan_id, events = self._insert_loan(connection, borrower_id, product_id, quote, on)
+            if application_id is not None:
+                connection.execute(update(t.loans).where(t.loans.c.id == loan_id).values(
+                    application_id=application_id))
             self.publish(Change(connection, "loan.book", actor, on, tuple(events),
                                  f"loan:{loan_id}"))
             return loan_id
@@ -710,6 +720,40 @@ def _trial_balance_document(balances: dict[str, dict[str, int]]) -> dict[str, An
 
 def _fingerprint(loan_id: int, amount_minor: int) -> str:
     return hashlib.sha256(f"{loan_id}:{amount_minor}".encode()).hexdigest()
+
+
+def _check_application(connection: Connection, application_id: str, borrower_ref: str,
+                       product_id: str, amount_minor: int) -> None:
+    """Refuse a booking that the named credit decision does not cover (every reason)."""
+    log, apps = dt.decision_log.c, dt.applications.c
+    row = connection.execute(
+        select(log.decision, log.limit_minor, apps.product_id, apps.borrower_ref)
+        .join_from(dt.decision_log, dt.applications, apps.id == log.application_id)
+        .where(log.application_id == application_id).order_by(log.id.desc()).limit(1)).first()
+    if row is None:
+        raise Refused([Problem("application.unknown", f"no decided credit application "
+                               f"{application_id!r}", field="application_id")])
+    problems = []
+    if row.decision != "approve":
+        problems.append(Problem("application.not_approved", f"application {application_id!r} "
+                                f"was decided {row.decision!r}, not approved",
+                                field="application_id", figures={"decision": row.decision}))
+    if row.product_id != product_id:
+        problems.append(Problem("application.product", f"application {application_id!r} was "
+                                f"for {row.product_id!r}, not {product_id!r}", field="product"))
+    if row.borrower_ref is not None and row.borrower_ref != borrower_ref:
+        problems.append(Problem("application.borrower", f"application {application_id!r} "
+                                "belongs to another borrower", field="borrower"))
+    if amount_minor > int(row.limit_minor):
+        problems.append(Problem("application.limit", f"amount {amount_minor} is above the "
+                                f"approved limit {int(row.limit_minor)} (minor units)",
+                                field="amount", figures={"limit_minor": str(row.limit_minor)}))
+    if connection.execute(select(t.loans.c.id).where(
+            t.loans.c.application_id == application_id)).first() is not None:
+        problems.append(Problem("application.used", f"application {application_id!r} already "
+                                "has a loan; apply again for another", field="application_id"))
+    if problems:
+        raise Refused(problems)
 
 
 def product_summary(product: Product) -> dict[str, Any]:

@@ -75,6 +75,8 @@ loans = Table(
     Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
     Column("borrower_id", ForeignKey("borrowers.id"), nullable=False),
     Column("product_id", ForeignKey("products.id"), nullable=False),
+    # the approved credit application the loan was booked on (one loan per application)
+    Column("application_id", String(64), nullable=True, unique=True),
     Column("currency", String(3), nullable=False),
     Column("type", String(32), nullable=False),
     Column("status", String(16), nullable=False),

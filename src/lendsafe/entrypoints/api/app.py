@@ -59,6 +59,7 @@ class LoanRequest(Strict):
     amount: Money
     term: str = Field(pattern=r"^\d{1,4}[dwmDWM]$")
     region: str | None = Field(default=None, max_length=32)
+    application_id: str | None = Field(default=None, min_length=1, max_length=64)
 
 
 class PaymentRequest(Strict):
@@ -154,7 +155,7 @@ def _loan_routes(app: FastAPI, container: Container) -> None:
         product = container.catalogue.product(body.product)
         loan_id = lending.book(body.borrower, product.id, parse_amount(body.amount,
                                product.currency), parse_term(body.term), body.region,
-                               actor=caller.subject)
+                               actor=caller.subject, application_id=body.application_id)
         return lending.loan_view(loan_id)
 
     def visible_loan(loan_id: int, caller: Principal) -> dict[str, Any]:
