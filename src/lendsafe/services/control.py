@@ -650,16 +650,23 @@ def _describe_role_grant(connection: Connection, action: PendingAction) -> dict[
             "conflicts": [p.as_dict() for p in role_catalogue().conflicts(after)]}
 
 
-def _apply_payment_reversal(lending: LendingService) -> ApplyHandler:
+def _lending_action(prefix: str, call: Callable[[int, str, Connection], dict[str, Any]]
+                    ) -> ApplyHandler:
+    """An apply handler running a lending use case on ``prefix:ID`` in the approval's
+    transaction, with maker and checker as the actor."""
     def apply(connection: Connection, action: PendingAction, checker: str) -> dict[str, Any]:
-        payment_id = _target_id(action.target, "payment")
+        target = _target_id(action.target, prefix)
         try:
-            return lending.reverse_payment(payment_id, actor=f"{action.maker} + {checker}",
-                                           connection=connection)
+            return call(target, f"{action.maker} + {checker}", connection)
         except NotFound:
-            raise LookupError("payment not found") from None
+            raise LookupError(f"{prefix} not found") from None
 
     return apply
+
+
+def _apply_payment_reversal(lending: LendingService) -> ApplyHandler:
+    return _lending_action("payment", lambda payment_id, actor, connection: (
+        lending.reverse_payment(payment_id, actor=actor, connection=connection)))
 
 
 def _describe_payment_reversal(lending: LendingService) -> DescribeHandler:
@@ -676,15 +683,8 @@ def _describe_payment_reversal(lending: LendingService) -> DescribeHandler:
 
 
 def _apply_write_off(lending: LendingService) -> ApplyHandler:
-    def apply(connection: Connection, action: PendingAction, checker: str) -> dict[str, Any]:
-        loan_id = _target_id(action.target, "loan")
-        try:
-            return lending.write_off(loan_id, actor=f"{action.maker} + {checker}",
-                                     connection=connection)
-        except NotFound:
-            raise LookupError("loan not found") from None
-
-    return apply
+    return _lending_action("loan", lambda loan_id, actor, connection: (
+        lending.write_off(loan_id, actor=actor, connection=connection)))
 
 
 _WRITE_OFF = ("principal_outstanding_minor", "interest_receivable_minor", "fee_receivable_minor")
