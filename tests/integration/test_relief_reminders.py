@@ -190,3 +190,23 @@ def test_borrowers_are_told_of_relief_through_the_reminder_channels(
         due = _first_unsettled(engine, loan_id)
         assert f"{due.year}年{due.month}月{due.day}日" in str(message["body"])
         assert message["language"] == "zh" and "纾困" in str(message["body"])
+
+
+def test_a_revived_step_starts_afresh_at_its_new_time(service: LendingService) -> None:
+    rs, _, _ = _setup(service)
+    engine = service.engine
+    service.close_business(date(2026, 3, 12))  # the closes plan the steps of these days
+    r = reminders.c
+    with engine.begin() as connection:  # a step tried once, then its due date moved away
+        step = connection.execute(select(r.id, r.send_date, r.planned_at).where(
+            r.status == "pending").order_by(r.id).limit(1)).one()
+        connection.execute(reminders.update().where(r.id == step.id).values(
+            tries=1, channel_index=1, round=1, due_at=datetime(2026, 1, 1, tzinfo=UTC),
+            status="cancelled", reason="schedule changed"))
+    with engine.begin() as connection:  # the close of business before its day plans it
+        assert rs.plan_day(connection, step.send_date) == 1
+        assert rs.plan_day(connection, step.send_date) == 0  # planning twice: nothing new
+        row = connection.execute(select(r.status, r.tries, r.channel_index, r.round, r.due_at,
+                                        r.planned_at).where(r.id == step.id)).one()
+    assert (row.status, row.tries, row.channel_index, row.round) == ("pending", 0, 0, 0)
+    assert row.due_at == row.planned_at  # not the old back-off time in the past

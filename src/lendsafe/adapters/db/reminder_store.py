@@ -289,8 +289,12 @@ def plan(
 def _replan(statement: Any, replace: bool) -> Any:
     r, excluded = reminders.c, statement.excluded
     values = {name: excluded[name] for name in _REPLANNED}
-    values["due_at"] = case((r.tries == 0, excluded.due_at), else_=r.due_at)
     revivable = and_(r.status == "cancelled", r.reason == "schedule changed")
+    # a revived step starts afresh (its old tries were for another due date); an open step
+    # being retried keeps its back-off time
+    values["due_at"] = case((or_(r.tries == 0, revivable), excluded.due_at), else_=r.due_at)
+    for counter in ("channel_index", "round", "tries"):
+        values[counter] = case((revivable, 0), else_=r[counter])
     which = or_(r.status.in_(OPEN_STATUSES), revivable) if replace else revivable
     return statement.on_conflict_do_update(
         index_elements=["step_key"], set_=values,
