@@ -373,11 +373,12 @@ def plan_notices(
 
 def _notice_candidates(policy: ReminderPolicy, loan_ids: Sequence[int], default_tz: str) -> Any:
     i = t.installments.c
+    span = i.loan_id.between(min(loan_ids), max(loan_ids))  # an index range, not a table scan
     first = (select(i.loan_id, func.min(i.seq).label("seq"))
-             .where(i.loan_id.in_(loan_ids), outstanding_amount() > 0)
+             .where(span, i.loan_id.in_(loan_ids), outstanding_amount() > 0)
              .group_by(i.loan_id).subquery("first_unsettled"))
     whole = _candidates(policy, PlanScope(loan_ids=tuple(loan_ids)), default_tz).element
-    return whole.join_from(t.installments, first, and_(
+    return whole.where(span).join_from(t.installments, first, and_(
         first.c.loan_id == i.loan_id, first.c.seq == i.seq)).subquery("candidates")
 
 
