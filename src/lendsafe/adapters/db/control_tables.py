@@ -21,14 +21,12 @@ from sqlalchemy import (
 )
 
 from lendsafe.adapters.db.ledger_tables import append_only
-from lendsafe.adapters.db.tables import metadata
-
-_ID = BigInteger().with_variant(Integer, "sqlite")
+from lendsafe.adapters.db.tables import ID, metadata
 
 audit_records = Table(
     "audit_records",
     metadata,
-    Column("id", _ID, primary_key=True),
+    Column("id", ID, primary_key=True),
     Column("at_micros", BigInteger, nullable=False),
     Column("business_day", Integer, nullable=True),
     Column("actor", String(128), nullable=False),
@@ -45,7 +43,7 @@ append_only(audit_records)
 users = Table(
     "users",
     metadata,
-    Column("id", _ID, primary_key=True),
+    Column("id", ID, primary_key=True),
     Column("username", String(64), nullable=False, unique=True),
     Column("password_hash", String(256), nullable=True),
     Column("totp_secret", LargeBinary, nullable=True),  # encrypted with the PII key ring
@@ -85,7 +83,7 @@ login_throttle = Table(
 otp_challenges = Table(
     "otp_challenges",
     metadata,
-    Column("id", _ID, primary_key=True),
+    Column("id", ID, primary_key=True),
     Column("phone_index", String(64), nullable=False),
     Column("borrower_id", ForeignKey("borrowers.id"), nullable=True),
     Column("code_hash", String(64), nullable=False),
@@ -99,7 +97,7 @@ Index("ix_otp_phone", otp_challenges.c.phone_index, otp_challenges.c.created_mic
 pending_actions = Table(
     "pending_actions",
     metadata,
-    Column("id", _ID, primary_key=True),
+    Column("id", ID, primary_key=True),
     Column("kind", String(64), nullable=False),
     Column("target", String(128), nullable=False),
     Column("payload", Text, nullable=False),  # canonical JSON

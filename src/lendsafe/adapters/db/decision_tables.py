@@ -14,14 +14,13 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     Index,
-    Integer,
     String,
     Table,
     Text,
     UniqueConstraint,
 )
 
-from lendsafe.adapters.db.tables import metadata
+from lendsafe.adapters.db.tables import ID, metadata
 
 applications = Table(
     "credit_applications",
@@ -40,7 +39,7 @@ applications = Table(
 decision_log = Table(
     "decision_log",
     metadata,
-    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("id", ID, primary_key=True),
     Column("application_id", ForeignKey("credit_applications.id"), nullable=False),
     Column("decided_at", DateTime(timezone=True), nullable=False),
     Column("business_date", String(10), nullable=False),
@@ -67,7 +66,7 @@ Index("ix_decision_log_decided_at", decision_log.c.decided_at)
 referrals = Table(
     "referrals",
     metadata,
-    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("id", ID, primary_key=True),
     Column("application_id", ForeignKey("credit_applications.id"), nullable=False, unique=True),
     Column("status", String(16), nullable=False),  # open | approved | declined
     Column("reasons", Text, nullable=False),
@@ -90,7 +89,7 @@ model_roles = Table(
 blocklist = Table(
     "blocklist",
     metadata,
-    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("id", ID, primary_key=True),
     Column("kind", String(16), nullable=False),  # national_id | phone | device_id
     Column("value_sha256", String(64), nullable=False),
     Column("reason", Text, nullable=False),

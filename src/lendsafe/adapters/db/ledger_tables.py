@@ -29,7 +29,7 @@ from sqlalchemy import (
     insert,
 )
 
-from lendsafe.adapters.db.tables import journal, metadata
+from lendsafe.adapters.db.tables import ID, journal, metadata
 
 # a DDL() statement is %-formatted by SQLAlchemy, hence the doubled %% (PL/pgSQL sees %)
 _REFUSE_FUNCTION = """
@@ -78,7 +78,7 @@ ledger_gaps = Table(
 ledger_heads = Table(
     "ledger_heads",
     metadata,
-    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("id", ID, primary_key=True),
     Column("kind", String(12), nullable=False),  # "signed" | "checkpoint"
     Column("size", BigInteger, nullable=False),
     Column("root", LargeBinary(32), nullable=False),
@@ -127,7 +127,7 @@ APPEND_ONLY_TABLES = ("journal_entries", "audit_records", "ledger_leaves", "ledg
 ledger_verifications = Table(
     "ledger_verifications",
     metadata,
-    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("id", ID, primary_key=True),
     Column("at_micros", BigInteger, nullable=False),
     Column("ok", Integer, nullable=False),
     Column("entries", BigInteger, nullable=False),

@@ -34,14 +34,12 @@ from sqlalchemy import (
     Text,
 )
 
-from lendsafe.adapters.db.tables import metadata
-
-_ID = BigInteger().with_variant(Integer, "sqlite")
+from lendsafe.adapters.db.tables import ID, metadata
 
 reminders = Table(
     "reminders",
     metadata,
-    Column("id", _ID, primary_key=True),
+    Column("id", ID, primary_key=True),
     Column("step_key", String(160), nullable=False, unique=True),
     Column("loan_id", BigInteger, nullable=False),
     Column("borrower_id", BigInteger, nullable=False),
@@ -84,7 +82,7 @@ Index("ix_reminders_send_date", reminders.c.send_date)
 reminder_deliveries = Table(
     "reminder_deliveries",
     metadata,
-    Column("id", _ID, primary_key=True),
+    Column("id", ID, primary_key=True),
     Column("dedup_key", String(180), nullable=False, unique=True),
     Column("reminder_id", BigInteger, nullable=False),
     Column("channel", String(16), nullable=False),
@@ -103,7 +101,7 @@ Index("ix_reminder_deliveries_provider_id", reminder_deliveries.c.provider_messa
 reminder_attempts = Table(
     "reminder_attempts",
     metadata,
-    Column("id", _ID, primary_key=True),
+    Column("id", ID, primary_key=True),
     Column("reminder_id", BigInteger, nullable=False),
     Column("dedup_key", String(180), nullable=False),
     Column("channel", String(16), nullable=False),
@@ -120,7 +118,7 @@ Index("ix_reminder_attempts_reminder", reminder_attempts.c.reminder_id)
 reminder_receipts = Table(
     "reminder_receipts",
     metadata,
-    Column("id", _ID, primary_key=True),
+    Column("id", ID, primary_key=True),
     Column("provider", String(64), nullable=False),
     Column("dedup_key", String(180), nullable=True),
     Column("provider_message_id", String(128), nullable=True),

@@ -15,9 +15,7 @@ from sqlalchemy import (
     Text,
 )
 
-from lendsafe.adapters.db.tables import metadata
-
-ID = BigInteger().with_variant(Integer, "sqlite")
+from lendsafe.adapters.db.tables import ID, metadata
 
 restructures = Table(
     "restructures",

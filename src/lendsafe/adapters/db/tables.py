@@ -26,6 +26,8 @@ from sqlalchemy import (
 )
 
 metadata = MetaData()
+#: Surrogate keys: 64-bit on PostgreSQL, SQLite's INTEGER PRIMARY KEY (the rowid) there.
+ID = BigInteger().with_variant(Integer, "sqlite")
 
 business_calendar = Table(
     "business_state",
@@ -55,7 +57,7 @@ products = Table(
 borrowers = Table(
     "borrowers",
     metadata,
-    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("id", ID, primary_key=True),
     Column("external_ref", String(64), nullable=False, unique=True),
     Column("region", String(32), nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
@@ -64,7 +66,7 @@ borrowers = Table(
 servicing_rules = Table(
     "servicing_rules",
     metadata,
-    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("id", ID, primary_key=True),
     Column("digest", String(64), nullable=False, unique=True),  # SHA-256 of the JSON
     Column("rules", Text, nullable=False),  # servicing rules JSON, shared by many loans
 )
@@ -72,7 +74,7 @@ servicing_rules = Table(
 loans = Table(
     "loans",
     metadata,
-    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("id", ID, primary_key=True),
     Column("borrower_id", ForeignKey("borrowers.id"), nullable=False),
     Column("product_id", ForeignKey("products.id"), nullable=False),
     # the approved credit application the loan was booked on (one loan per application)
@@ -152,7 +154,7 @@ installments = Table(
 payments = Table(
     "payments",
     metadata,
-    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("id", ID, primary_key=True),
     Column("loan_id", ForeignKey("loans.id"), nullable=False),
     Column("idempotency_key", String(128), nullable=False),
     Column("request_hash", String(64), nullable=False),
@@ -173,7 +175,7 @@ Index("ix_payments_loan", payments.c.loan_id)
 journal = Table(
     "journal_entries",
     metadata,
-    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("id", ID, primary_key=True),
     Column("business_day", Integer, nullable=False),
     Column("loan_id", BigInteger, nullable=True),
     Column("kind", String(24), nullable=False),
@@ -197,7 +199,7 @@ eod_runs = Table(
 api_keys = Table(
     "api_keys",
     metadata,
-    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("id", ID, primary_key=True),
     Column("key_hash", String(64), nullable=False, unique=True),  # SHA-256 of the secret
     Column("role", String(32), nullable=False),
     Column("borrower_id", ForeignKey("borrowers.id"), nullable=True),
