@@ -27,13 +27,11 @@ from sqlalchemy import Connection, Engine, event, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from lendsafe.adapters.db import decision_tables as dt
-from lendsafe.adapters.db import restructure_tables as rt
 from lendsafe.adapters.db import tables as t
 from lendsafe.adapters.db.eod import close_business_day
 from lendsafe.adapters.db.repository import (
     REVERSAL_PREFIX,
     WRITE_OFF_PREFIX,
-    JournalRow,
     LoanHistory,
     LoanRecord,
     NotFound,
@@ -48,8 +46,7 @@ from lendsafe.adapters.db.repository import (
     trial_balance_by_currency,
 )
 from lendsafe.domain import events as ev
-from lendsafe.domain.calendar import BusinessCalendar, Frequency, day_number
-from lendsafe.domain.ledger.posting import postings
+from lendsafe.domain.calendar import day_number
 from lendsafe.domain.lending.loan import (
     LoanState,
     LoanStatus,
@@ -61,25 +58,23 @@ from lendsafe.domain.lending.loan import (
 from lendsafe.domain.lending.payments import (
     Allocation,
     PaymentReversed,
-    Replayed,
     apply_payment,
     payoff_amount,
     replay,
 )
 from lendsafe.domain.lending.product import (
-    FeeMode,
     LoanType,
     Product,
     Term,
-    TermUnit,
+    product_definition,
     product_from_mapping,
 )
 from lendsafe.domain.lending.quote import Quote, checked_quote, terms_for_product
-from lendsafe.domain.lending.schedule import LoanTerms, Schedule, build_schedule
 from lendsafe.domain.money import currency, format_amount, format_rate
 from lendsafe.domain.problems import Problem, Refused
-from lendsafe.services import jurisdictions
+from lendsafe.services import jurisdictions, reversal
 from lendsafe.services.catalogue import Catalogue
+from lendsafe.services.reversal import ReversalPlan, reversal_document
 
 Clock = Callable[[], datetime]
 
@@ -405,7 +400,7 @@ class LendingService:
                 "payment.already_reversed", f"payment {payment_id} is already reversed; a "
                 "payment is reversed once", field="target",
                 figures={"payment_id": str(payment_id)})])
-        _refuse_changed_loan(connection, record)
+        reversal.refuse_changed_loan(connection, record)
         opened = self._booked_state(record, history)
         remaining = tuple(i for i in history.items if i.payment_id != payment_id)
         try:
@@ -416,8 +411,8 @@ class LendingService:
                                    field="target")]) from None
         mirrored = tuple(r for r in history.journal if r.reference == f"payment:{payment_id}")
         return ReversalPlan(payment_id, self.open_date(connection), record, history, after,
-                            mirrored, _replay_adjustments(history.journal, mirrored, after),
-                            _reallocated(history, after))
+                            mirrored, reversal.replay_adjustments(history.journal, mirrored, after),
+                            reversal.reallocated(history, after))
 
     def _booked_state(self, record: LoanRecord, history: LoanHistory
                       ) -> tuple[LoanState, list[ev.LoanEvent]]:
@@ -425,15 +420,15 @@ class LendingService:
         reproduces the stored loan and its journal (else refused)."""
         product = self.catalogue.products.get(record.product_id)
         calendar = None if product is None else self.catalogue.calendar(product)
-        for schedule in _booking_schedules(record, product, calendar):
+        for schedule in reversal.booking_schedules(record, product, calendar):
             opened = open_loan(record.loan_id, record.state.disbursed_on, schedule,
                                record.state.rules)
             try:
                 rebuilt = replay(opened[0], opened[1], history.items, record.state.last_closed)
             except ServicingError:
                 continue
-            if _same_loan(rebuilt.state, record.state) and _account_balances(
-                    _transfers(rebuilt.events)) == _account_balances(
+            if reversal.same_loan(rebuilt.state, record.state) and reversal.account_balances(
+                    reversal.transfers(rebuilt.events)) == reversal.account_balances(
                     (r.debit_account, r.credit_account, r.amount_minor) for r in history.journal):
                 return opened
         raise Refused([Problem(
@@ -765,196 +760,6 @@ def product_summary(product: Product) -> dict[str, Any]:
         "term_max": str(product.term_max),
         "frequency": product.frequency.value if product.frequency else None,
     }
-
-
-# --------------------------------------------------------------------------- reversal helpers
-
-
-@dataclass(frozen=True)
-class ReversalPlan:
-    """What reversing a payment does, computed before anything is written."""
-
-    payment_id: int
-    on: date  # the open business date the reversal is posted on
-    before: LoanRecord
-    history: LoanHistory
-    after: Replayed  # the loan rebuilt without the payment
-    mirrored: tuple[JournalRow, ...]  # the payment's own transfers, posted back
-    adjustments: tuple[tuple[str, str, int], ...]  # (debit, credit, amount) of the replay
-    reallocated: dict[int, dict[str, int]]  # later payments' new split, by payment id
-
-
-def reversal_document(plan: ReversalPlan) -> dict[str, Any]:
-    """The JSON form of a reversal (amounts in minor units, as control results are)."""
-    reference = f"{REVERSAL_PREFIX}{plan.payment_id}"
-    return {
-        "payment_id": plan.payment_id, "loan_id": plan.before.loan_id,
-        "on": plan.on.isoformat(), "reference": reference,
-        "amount_minor": int(plan.history.payments[plan.payment_id].amount_minor),
-        "reversing_entries": [
-            {"of_entry": r.id, "debit": r.credit_account, "credit": r.debit_account,
-             "amount_minor": r.amount_minor} for r in plan.mirrored],
-        "replay_entries": [{"debit": d, "credit": c, "amount_minor": a}
-                           for d, c, a in plan.adjustments],
-        "reallocated_payments": sorted(plan.reallocated),
-        "before": _loan_summary(plan.before.state),
-        "after": _loan_summary(plan.after.state),
-    }
-
-
-def _loan_summary(state: LoanState) -> dict[str, Any]:
-    return {"status": state.status.value, "days_past_due": state.days_past_due,
-            "bucket": state.bucket, "principal_minor": state.principal_outstanding,
-            "interest_minor": state.interest_receivable, "fee_minor": state.fee_receivable,
-            "penalty_minor": state.penalty_receivable, "excess_minor": state.excess_paid,
-            "recovered_minor": state.recovered}
-
-
-def _refuse_changed_loan(connection: Connection, record: LoanRecord) -> None:
-    """Restructuring and relief are not part of the replay: refuse such loans by name."""
-    loan_id = record.loan_id
-    restructured = connection.execute(select(rt.restructures.c.id).where(
-        rt.restructures.c.loan_id == loan_id, rt.restructures.c.status == "applied")
-        .limit(1)).first()
-    relieved = connection.execute(select(rt.relief_applications.c.loan_id).where(
-        rt.relief_applications.c.loan_id == loan_id,
-        rt.relief_applications.c.status != "offered").limit(1)).first()
-    if restructured or relieved or record.state.relief_from is not None:
-        raise Refused([Problem(
-            "payment.reversal_after_restructure", f"loan {loan_id} was restructured or put "
-            "under relief; reversing its payments by replay does not cover that yet, so "
-            "correct it with a manual adjustment", field="target")])
-
-
-def _term_candidates(state: LoanState, maturity: date) -> list[Term]:
-    """Terms that may have produced a schedule maturing on ``maturity`` (the term is not
-    stored; due-date rolling moves a maturity by a few days)."""
-    start, rules = state.disbursed_on, state.rules
-    days = (maturity - start).days
-    if rules.type is LoanType.BULLET:
-        return [Term(n, TermUnit.DAYS) for n in range(max(1, days - 7), days + 8)]
-    if rules.frequency is Frequency.MONTHLY:
-        months = (maturity.year - start.year) * 12 + maturity.month - start.month
-        return [Term(n, TermUnit.MONTHS) for n in range(max(1, months - 1), months + 2)]
-    step = 7 if rules.frequency is Frequency.WEEKLY else 14
-    estimate = days // step
-    return [Term(n * step // 7, TermUnit.WEEKS) for n in range(max(1, estimate - 1), estimate + 2)]
-
-
-def _booking_schedules(record: LoanRecord, product: Product | None,
-                       calendar: BusinessCalendar | None) -> list[Schedule]:
-    """Distinct schedules that match the loan's booked amounts and maturity date."""
-    if product is None or calendar is None:
-        return []
-    rules, fee = record.state.rules, record.upfront_fee_minor
-    financed = product.fee_mode is FeeMode.FINANCED
-    amount = record.principal_minor - fee if financed else record.principal_minor
-    found: list[Schedule] = []
-    for term in _term_candidates(record.state, record.maturity_date):
-        terms = LoanTerms(
-            type=rules.type, currency=currency(record.currency), amount_minor=amount,
-            annual_rate=rules.annual_rate, start=record.state.disbursed_on, term=term,
-            frequency=rules.frequency, day_count=rules.day_count, rounding=rules.rounding,
-            rate_basis=product.rate_basis, service_fee_minor=fee, fee_mode=product.fee_mode,
-            periodic_fee_minor=rules.periodic_fee_minor, calendar=calendar,
-            rolling=product.rolling)
-        try:
-            schedule = build_schedule(terms)
-        except ValueError:
-            continue
-        booked = (schedule.principal_minor, schedule.disbursed_minor, schedule.maturity_date)
-        if booked == (record.principal_minor, record.disbursed_minor, record.maturity_date) \
-                and schedule not in found:
-            found.append(schedule)
-    return found
-
-
-def _same_loan(rebuilt: LoanState, stored: LoanState) -> bool:
-    """Equal as stored: the loan row's servicing columns and the instalments."""
-    return servicing_columns(rebuilt) == servicing_columns(stored) and \
-        rebuilt.installments == stored.installments
-
-
-Triple = tuple[str, str, int]
-
-
-def _transfers(events: tuple[ev.LoanEvent, ...]) -> list[Triple]:
-    return [(p.debit.value, p.credit.value, p.amount_minor) for e in events for p in postings(e)]
-
-
-def _account_balances(transfers: Any) -> dict[str, int]:
-    """Debits − credits per account, without the accounts that net to zero."""
-    balances: dict[str, int] = {}
-    for debit, credit, amount in transfers:
-        balances[debit] = balances.get(debit, 0) + amount
-        balances[credit] = balances.get(credit, 0) - amount
-    return {account: value for account, value in balances.items() if value}
-
-
-def _pair_net(transfers: Any) -> dict[tuple[str, str], int]:
-    """Net amount per pair of accounts (positive: debit the first, credit the second)."""
-    net: dict[tuple[str, str], int] = {}
-    for debit, credit, amount in transfers:
-        pair = (min(debit, credit), max(debit, credit))
-        net[pair] = net.get(pair, 0) + (amount if debit == pair[0] else -amount)
-    return net
-
-
-def _replay_adjustments(journal: tuple[JournalRow, ...], mirrored: tuple[JournalRow, ...],
-                        after: Replayed) -> tuple[Triple, ...]:
-    """Transfers that bring the journal, once the payment's own transfers are posted back,
-    to the transfers of the rebuilt history (per pair of accounts)."""
-    target = _pair_net(_transfers(after.events))
-    stored = _pair_net((r.debit_account, r.credit_account, r.amount_minor) for r in journal)
-    back = _pair_net((r.credit_account, r.debit_account, r.amount_minor) for r in mirrored)
-    result: list[Triple] = []
-    for pair in sorted(set(target) | set(stored) | set(back)):
-        amount = target.get(pair, 0) - stored.get(pair, 0) - back.get(pair, 0)
-        if amount:
-            debit, credit = pair if amount > 0 else (pair[1], pair[0])
-            result.append((debit, credit, abs(amount)))
-    return tuple(result)
-
-
-_SPLIT = ("principal", "interest", "fee", "penalty", "excess")
-
-
-def _reallocated(history: LoanHistory, after: Replayed) -> dict[int, dict[str, int]]:
-    """The new split of the remaining payments whose split the replay changed."""
-    changed: dict[int, dict[str, int]] = {}
-    for payment_id, allocation in after.allocations.items():
-        row = history.payments[payment_id]
-        values = {f"{name}_minor": getattr(allocation, f"{name}_minor") for name in _SPLIT}
-        values["recovery_minor"] = row.amount_minor if payment_id in after.recoveries else 0
-        if any(getattr(row, column) != value for column, value in values.items()):
-            changed[payment_id] = values
-    return changed
-
-
-def product_definition(product: Product) -> dict[str, Any]:
-    """A product in the catalogue's own vocabulary (what ``product_from_mapping`` reads)."""
-    cur = product.currency
-    document: dict[str, Any] = {
-        "id": product.id, "name": product.name, "type": product.type.value,
-        "currency": cur.code, "jurisdiction": product.jurisdiction,
-        "annual_rate": str(product.annual_rate), "rate_basis": product.rate_basis.value,
-        "term_min": str(product.term_min), "term_max": str(product.term_max),
-        "amount_min": format_amount(product.amount_min_minor, cur),
-        "amount_max": format_amount(product.amount_max_minor, cur),
-        "day_count": product.day_count.value,
-        "service_fee": format_amount(product.service_fee_minor, cur),
-        "service_fee_rate": str(product.service_fee_rate), "fee_mode": product.fee_mode.value,
-        "periodic_fee": format_amount(product.periodic_fee_minor, cur),
-        "penalty_annual_rate": str(product.penalty_annual_rate),
-        "grace_days": product.grace_days, "rounding": product.rounding.value,
-        "calendar": product.calendar, "rolling": product.rolling.value,
-        "prepayment": product.prepayment.value, "charge_off_days": product.charge_off_days,
-        "allocation": {"order": [f"{b}:{c}" for b, c in product.allocation.order],
-                       "per_installment": product.allocation.per_installment},
-    }
-    if product.frequency is not None:
-        document["frequency"] = product.frequency.value
-    return document
 
 
 __all__ = ["Conflict", "EodSummary", "LendingService", "NotFound",

@@ -10,7 +10,15 @@ from enum import Enum
 from typing import Any
 
 from lendsafe.domain.calendar import DayCount, Frequency, Rolling
-from lendsafe.domain.money import Currency, MoneyError, Rounding, currency, parse_amount, parse_rate
+from lendsafe.domain.money import (
+    Currency,
+    MoneyError,
+    Rounding,
+    currency,
+    format_amount,
+    parse_amount,
+    parse_rate,
+)
 from lendsafe.domain.problems import Problem, Refused
 
 
@@ -309,3 +317,29 @@ def validate_product(product: Product) -> list[Problem]:
         for failed, text in checks
         if failed
     ]
+
+
+def product_definition(product: Product) -> dict[str, Any]:
+    """A product in the catalogue's own vocabulary (what ``product_from_mapping`` reads)."""
+    cur = product.currency
+    document: dict[str, Any] = {
+        "id": product.id, "name": product.name, "type": product.type.value,
+        "currency": cur.code, "jurisdiction": product.jurisdiction,
+        "annual_rate": str(product.annual_rate), "rate_basis": product.rate_basis.value,
+        "term_min": str(product.term_min), "term_max": str(product.term_max),
+        "amount_min": format_amount(product.amount_min_minor, cur),
+        "amount_max": format_amount(product.amount_max_minor, cur),
+        "day_count": product.day_count.value,
+        "service_fee": format_amount(product.service_fee_minor, cur),
+        "service_fee_rate": str(product.service_fee_rate), "fee_mode": product.fee_mode.value,
+        "periodic_fee": format_amount(product.periodic_fee_minor, cur),
+        "penalty_annual_rate": str(product.penalty_annual_rate),
+        "grace_days": product.grace_days, "rounding": product.rounding.value,
+        "calendar": product.calendar, "rolling": product.rolling.value,
+        "prepayment": product.prepayment.value, "charge_off_days": product.charge_off_days,
+        "allocation": {"order": [f"{b}:{c}" for b, c in product.allocation.order],
+                       "per_installment": product.allocation.per_installment},
+    }
+    if product.frequency is not None:
+        document["frequency"] = product.frequency.value
+    return document
