@@ -280,3 +280,17 @@ def test_two_reversals_on_one_loan_equal_a_loan_that_got_neither(container: Cont
         assert balances(connection, loan_a) == balances(connection, loan_b)
     assert_receivables_equal_journal(container, loan_a)
     assert_journal_balances(container)
+
+
+@pytest.mark.parametrize("name", ["annuity-middle", "weekly-charge-off"])
+def test_a_loan_booked_before_the_term_was_stored_is_rebuilt_from_its_maturity(
+        container: Container, name: str) -> None:
+    loan_a, loan_b, payment_id = _run(container.lending, SCENARIOS[name], f"old-{name}")
+    with container.engine.begin() as connection:  # as rows written before the column existed
+        connection.execute(t.loans.update().where(t.loans.c.id == loan_a).values(term=None))
+    reverse(container, payment_id)
+    with container.engine.connect() as connection:
+        assert load_loan(connection, loan_a).term is None
+        assert comparable(load_loan(connection, loan_a).state) == comparable(
+            load_loan(connection, loan_b).state)
+    assert_receivables_equal_journal(container, loan_a)

@@ -240,6 +240,7 @@ class LendingService:
             "upfront_fee_minor": schedule.upfront_fee_minor,
             "annual_rate_disclosed": format_rate(quote.annual_rate_disclosed, 6),
             "disbursed_on": on, "maturity_date": schedule.maturity_date,
+            "term": str(quote.terms.term),
             "penalty_rate_ppm": rules.penalty_rate_ppm, "grace_days": rules.grace_days,
             "charge_off_days": rules.charge_off_days, **servicing_columns(placeholder),
         }

@@ -2,8 +2,9 @@
 :meth:`lendsafe.services.lending.LendingService.reverse_payment`.
 
 The loan is rebuilt from booking without the payment (the rule is in
-:mod:`lendsafe.domain.lending.payments`); the booked schedule is found among the terms
-that could have produced the stored maturity (the term is not stored) and accepted only if replaying the whole stored
+:mod:`lendsafe.domain.lending.payments`); the booked schedule is rebuilt from the term
+stored with the loan (for loans booked before the term was stored, from the terms that
+could have produced the stored maturity) and accepted only if replaying the whole stored
 history reproduces the loan and its journal. The journal is then brought, per pair
 of accounts, to the rebuilt history's transfers with the payment's own transfers posted
 back plus balancing "replay" transfers - never an update.
@@ -36,6 +37,7 @@ from lendsafe.domain.lending.product import (
     Product,
     Term,
     TermUnit,
+    parse_term,
 )
 from lendsafe.domain.lending.schedule import LoanTerms, Schedule, build_schedule
 from lendsafe.domain.money import currency
@@ -122,7 +124,9 @@ def booking_schedules(record: LoanRecord, product: Product | None,
     financed = product.fee_mode is FeeMode.FINANCED
     amount = record.principal_minor - fee if financed else record.principal_minor
     found: list[Schedule] = []
-    for term in _term_candidates(record.state, record.maturity_date):
+    terms_tried = [parse_term(record.term)] if record.term else _term_candidates(
+        record.state, record.maturity_date)  # loans booked before the term was stored
+    for term in terms_tried:
         terms = LoanTerms(
             type=rules.type, currency=currency(record.currency), amount_minor=amount,
             annual_rate=rules.annual_rate, start=record.state.disbursed_on, term=term,

@@ -168,6 +168,7 @@ class LoanRecord:
     maturity_date: date
     charged_off_on: date | None
     state: LoanState
+    term: str | None = None  # as booked; None for loans booked before it was stored
 
 
 def _state_from_rows(row: Any, rows: Sequence[Any]) -> LoanState:
@@ -240,6 +241,7 @@ def load_loan(connection: Connection, loan_id: int, *, for_update: bool = False)
         maturity_date=row.maturity_date,
         charged_off_on=row.charged_off_on,
         state=_state_from_rows(row, rows),
+        term=row.term,
     )
 
 

@@ -79,6 +79,7 @@ loans = Table(
     Column("product_id", ForeignKey("products.id"), nullable=False),
     # the approved credit application the loan was booked on (one loan per application)
     Column("application_id", String(64), nullable=True, unique=True),
+    Column("term", String(8), nullable=True),  # as booked ("14d", "12m"); replay rebuilds it
     Column("currency", String(3), nullable=False),
     Column("type", String(32), nullable=False),
     Column("status", String(16), nullable=False),
