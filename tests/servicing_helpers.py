@@ -11,6 +11,7 @@ from lendsafe.domain import events as ev
 from lendsafe.domain.calendar import DayCount, Frequency
 from lendsafe.domain.lending.loan import LoanState, ServicingRules, close_day, open_loan
 from lendsafe.domain.lending.product import LoanType, Prepayment, Term, TermUnit
+from lendsafe.domain.lending.restructure import ChangeKind, KindPolicy, RestructuringPolicy
 from lendsafe.domain.lending.schedule import LoanTerms, build_schedule
 from lendsafe.domain.money import Rounding, currency
 
@@ -73,3 +74,12 @@ def posted(events: list[ev.LoanEvent]) -> Counter[JournalKey]:
 
     return Counter((p.kind, p.debit.value, p.credit.value, p.amount_minor)
                    for event in events for p in postings(event))
+
+
+def open_policy(*, max_per_loan: int = 9, count_max: int = 24, days_max: int = 120,
+                fee_max_minor: int = 10_000, changes_max: int = 9) -> RestructuringPolicy:
+    """A restructuring policy that allows every kind without approval, within the limits."""
+    return RestructuringPolicy(
+        {k: KindPolicy(k, max_per_loan=max_per_loan, count_max=count_max, days_max=days_max,
+                       fee_max_minor=fee_max_minor, approval=False) for k in ChangeKind},
+        changes_max=changes_max)

@@ -25,17 +25,14 @@ from lendsafe.domain.lending.restructure import (
     ChangeRequest,
     HolidayInterest,
     KindPolicy,
-    RestructuringPolicy,
     restructure,
 )
 from lendsafe.domain.lending.schedule import LoanTerms, build_schedule
 from lendsafe.domain.money import Rounding, currency
 from lendsafe.domain.problems import Refused
-from tests.servicing_helpers import open_state, run_days
+from tests.servicing_helpers import open_policy, open_state, run_days
 
-OPEN_POLICY = RestructuringPolicy(
-    {k: KindPolicy(k, max_per_loan=9, count_max=24, days_max=400, fee_max_minor=10_000,
-                   approval=False) for k in ChangeKind}, changes_max=9)
+OPEN_POLICY = open_policy(days_max=400)
 
 
 def _zero_rate_rules(kind: LoanType = LoanType.ANNUITY) -> ServicingRules:

@@ -22,14 +22,13 @@ from lendsafe.domain.lending.restructure import (
     ChangeKind,
     ChangeRequest,
     HolidayInterest,
-    KindPolicy,
-    RestructuringPolicy,
 )
 from lendsafe.services.lending import LendingService
 from lendsafe.services.relief import ReliefService
 from lendsafe.services.reminder_dispatch import Worker
 from lendsafe.services.reminders import Contact, ReminderService
 from lendsafe.services.restructuring import RestructuringService
+from tests.servicing_helpers import open_policy
 
 CLOCK = datetime(2026, 3, 1, 16, 0, tzinfo=UTC)  # before every send date of the book
 BOOKS = [("cn-bullet", 300_000, Term(30, TermUnit.DAYS)),
@@ -38,9 +37,7 @@ BOOKS = [("cn-bullet", 300_000, Term(30, TermUnit.DAYS)),
          ("cn-biweekly", 900_000, Term(12, TermUnit.WEEKS))]
 EVENT = ReliefEvent("typhoon 2026", date(2026, 3, 20), date(2026, 4, 30), frozenset({"GD"}),
                     offer=ReliefOffer(deferral_days=30, waive_penalty=True))
-OPEN_POLICY = RestructuringPolicy(
-    {k: KindPolicy(k, max_per_loan=9, count_max=24, days_max=120, fee_max_minor=10_000,
-                   approval=False) for k in ChangeKind}, changes_max=9)
+OPEN_POLICY = open_policy()
 Step = tuple[int, int, str, date, date]  # loan, instalment, step, due date, send date
 
 

@@ -20,17 +20,13 @@ from lendsafe.domain.lending.restructure import (
     ChangeKind,
     ChangeRequest,
     HolidayInterest,
-    KindPolicy,
-    RestructuringPolicy,
 )
 from lendsafe.domain.problems import Refused
 from lendsafe.services.lending import LendingService
 from lendsafe.services.restructuring import RestructuringService
-from tests.servicing_helpers import journal_by_loan, posted
+from tests.servicing_helpers import journal_by_loan, open_policy, posted
 
-OPEN_POLICY = RestructuringPolicy(
-    {k: KindPolicy(k, max_per_loan=9, count_max=24, days_max=120, fee_max_minor=10_000,
-                   approval=False) for k in ChangeKind}, changes_max=9)
+OPEN_POLICY = open_policy()
 CASES = [
     ("cn-bullet", 300_000, Term(30, TermUnit.DAYS),
      ChangeRequest(ChangeKind.CONVERSION, count=3, frequency=Frequency.MONTHLY)),

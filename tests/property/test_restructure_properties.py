@@ -24,18 +24,16 @@ from lendsafe.domain.lending.restructure import (
     ChangeKind,
     ChangeRequest,
     HolidayInterest,
-    KindPolicy,
-    RestructuringPolicy,
     disclose,
     restructure,
 )
 from lendsafe.domain.lending.schedule import LoanTerms, build_schedule
 from lendsafe.domain.problems import Refused
 from tests.property.test_servicing_properties import START, _balances, _check_state, loans
+from tests.servicing_helpers import open_policy
 
-POLICY = RestructuringPolicy(
-    {k: KindPolicy(k, max_per_loan=99, count_max=6, days_max=60, fee_max_minor=1_000,
-                   approval=False) for k in ChangeKind}, changes_max=99)
+POLICY = open_policy(max_per_loan=99, count_max=6, days_max=60, fee_max_minor=1_000,
+                     changes_max=99)
 
 
 def _request(kind: ChangeKind, size: int, state: LoanState) -> ChangeRequest:
