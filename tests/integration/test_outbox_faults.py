@@ -106,9 +106,12 @@ def _drill(url: str, outbox: Path, workers: int, kills: int, seed: int) -> int:
     """Run workers to idle while killing them with SIGKILL at random moments."""
     rng = random.Random(seed)
     live = [_spawn(url, outbox, seed * 100 + i) for i in range(workers)]
-    killed = 0
+    killed, seen = 0, _sent_bytes(outbox)
     while killed < kills:
-        time.sleep(rng.uniform(0.3, 1.2))
+        # strike while messages are going out: on a loaded machine a worker can spend a
+        # second or more starting up, and a kill then interrupts nothing
+        seen = _wait_for_sends(outbox, seen)
+        time.sleep(rng.uniform(0.0, 0.3))
         victim = rng.randrange(len(live))
         if live[victim].poll() is None:
             live[victim].send_signal(signal.SIGKILL)
@@ -121,6 +124,21 @@ def _drill(url: str, outbox: Path, workers: int, kills: int, seed: int) -> int:
             log = Path(str(process.args[-1]))  # type: ignore[index]
             pytest.fail(f"a worker failed ({process.returncode}):\n{log.read_text()[-3000:]}")
     return killed
+
+
+def _sent_bytes(outbox: Path) -> int:
+    return outbox.stat().st_size if outbox.exists() else 0
+
+
+def _wait_for_sends(outbox: Path, seen: int, timeout: float = 30.0) -> int:
+    """Wait until the provider's file grows past ``seen`` bytes (or ``timeout`` passes)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        size = _sent_bytes(outbox)
+        if size > seen:
+            return size
+        time.sleep(0.02)
+    return seen
 
 
 def _provider_counts(outbox: Path) -> Counter[str]:

@@ -21,6 +21,7 @@ onto reminders or attempts, whose records name the channel, not the number), in 
 from __future__ import annotations
 
 from sqlalchemy import (
+    DDL,
     BigInteger,
     Boolean,
     Column,
@@ -32,6 +33,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    event,
 )
 
 from lendsafe.adapters.db.tables import ID, metadata
@@ -75,7 +77,16 @@ reminders = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
-Index("ix_reminders_due", reminders.c.status, reminders.c.due_at)
+# what workers claim, in claim order; on PostgreSQL only claimable rows are indexed, so a
+# step that is sent, delivered, cancelled or missed leaves the index (the history does not
+# grow it, and cancelling or recording a step inserts nothing into it)
+Index("ix_reminders_due", reminders.c.status, reminders.c.due_at,
+      postgresql_where=reminders.c.status.in_(("pending", "awaiting_receipt")))
+# PostgreSQL: room on every page so a worker's lease (lease_owner, lease_until, inflight:
+# none indexed) is a heap-only (HOT) update that touches no index
+event.listen(reminders, "after_create",
+             DDL("ALTER TABLE reminders SET (fillfactor = 80)")  # type: ignore[no-untyped-call]
+             .execute_if(dialect="postgresql"))
 Index("ix_reminders_loan", reminders.c.loan_id, reminders.c.installment_seq)
 Index("ix_reminders_send_date", reminders.c.send_date)
 
