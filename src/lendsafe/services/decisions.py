@@ -31,8 +31,15 @@ from lendsafe.adapters.db.engine import reading
 from lendsafe.domain.ledger.canonical import canonical_json
 from lendsafe.domain.lending.loan import LoanStatus
 from lendsafe.domain.lending.product import LoanType
-from lendsafe.domain.origination.application import BorrowerFacts, Case, Market
+from lendsafe.domain.origination.application import (
+    Applicant,
+    BorrowerFacts,
+    Case,
+    Market,
+    Request,
+)
 from lendsafe.domain.origination.decision import Decision, decide
+from lendsafe.domain.origination.offers import prime
 from lendsafe.domain.origination.policy import Policy, load_policy
 from lendsafe.domain.origination.pricing import Pricing
 from lendsafe.domain.problems import Problem, Refused
@@ -84,6 +91,41 @@ class DecisionService:
                           for p in self.catalogue.products.values()}
         self.pricing = Pricing()  # quote facts shared by every decision on this catalogue
         self.challenger_share = self.policy.rate("challenger_share")
+
+    # -- start-up ----------------------------------------------------------------------
+    def prime(self) -> int:
+        """Warm a server process before its first request: load the models in their roles
+        and price what every decision's limit search starts with (see
+        :func:`~lendsafe.domain.origination.offers.prime`), then decide one synthetic
+        applicant per product (nothing is written). Returns the offers primed; 0 when there is
+        nothing to prime yet (no business date, or no champion and no built-in scorecard
+        registered: nothing is trained here)."""
+        try:
+            with reading(self.engine).connect() as connection:
+                roles = self.models.roles(connection)
+                on = self.lending.open_date(connection)
+        except Refused:
+            return 0
+        if "champion" not in roles:  # assigned by the first decision; load it if registered
+            builtin = self.models.registered_builtin()
+            if builtin is None:
+                return 0
+            roles["champion"] = builtin
+        for model_id in roles.values():
+            self.models.load(model_id)
+        market = Market(self.catalogue.products, self.catalogue.jurisdictions, self.calendars, on)
+        primed = prime(self.policy, market, self.pricing)
+        for product in self.catalogue.products.values():
+            region = "CN-31" if product.jurisdiction == "CN" else f"{product.jurisdiction}-NY"
+            applicant = Applicant(35, 10_000 * 10**product.currency.exponent, 0,
+                                  "employed", region)
+            request = Request(product.id, product.amount_min_minor, product.term_min,
+                              product.currency)
+            decision = decide(self.policy, market, Case(applicant, request, BorrowerFacts(),
+                                                        Decimal("0.02")), self.pricing)
+            for item in decision.products:
+                _ = item.reasons, item.available and item.offer.annual_rate_disclosed
+        return primed
 
     # -- deciding ----------------------------------------------------------------------
     def decide(self, document: object, actor: str = "system",

@@ -330,7 +330,9 @@ class _Stream:
         return _unit_time(span, unit)
 
 
-def _prepare(flows: Sequence[CashFlow]) -> _Stream:
+def prepare(flows: Sequence[CashFlow]) -> _Stream:
+    """Check ``flows`` and order them into a stream that counts Appendix J unit-periods
+    (shared with the fast disclosed-rate proof in ``origination.disclosure``)."""
     if isinstance(flows, CashFlow) or not isinstance(flows, Sequence):
         raise AprError("flows must be a sequence of CashFlow (a list or a tuple)")
     if len(flows) == 0:
@@ -468,7 +470,7 @@ def infer_unit_period(flows: Sequence[CashFlow]) -> UnitPeriod:
     otherwise (see :func:`annual_rate` for how reg-z reports such a term).
     """
     with decimal.localcontext(_context()):
-        return _infer(_prepare(flows))
+        return _infer(prepare(flows))
 
 
 # ------------------------------------------------------------------------------ solving
@@ -531,7 +533,7 @@ def _first_guess(terms: list[tuple[Decimal, Decimal]]) -> Decimal:
 def _solve(npv: _Discount, guess: Decimal = Decimal("1E-6")) -> Decimal:
     """The rate in [0, _MAX_RATE] where npv changes sign, deterministically.
 
-    npv(0) = Σ amounts ≥ 0 (checked by _prepare).  The upper end of the bracket is found by
+    npv(0) = Σ amounts ≥ 0 (checked by prepare).  The upper end of the bracket is found by
     doubling from 1e-6; the root is then polished by Newton steps kept inside the bracket,
     falling back to bisection whenever a Newton step would leave the bracket or would not
     halve the step before last (the "rtsafe" safeguard).  Stops when a step is below
@@ -676,7 +678,7 @@ def annual_rate(
             + f") or None, got {unit_period!r}"
         )
     with decimal.localcontext(_context()):
-        stream = _prepare(flows)
+        stream = prepare(flows)
         if (
             method is Method.REG_Z
             and unit_period is None

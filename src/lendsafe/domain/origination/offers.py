@@ -291,6 +291,28 @@ def limit_for(policy: Policy, market: Market, case: Case, product: Product, term
     return Evaluator(policy, market, case, pricing).limit(product, term)
 
 
+def prime(policy: Policy, market: Market, pricing: Pricing) -> int:
+    """Price what every limit search starts with: each product at its ceiling on the amount
+    grid, over every term it lends, at every price band's rate. Returns the offers priced.
+
+    These facts are the same for every applicant on ``market.on`` (the limit search's first
+    amount does not depend on the applicant), so a server can price them once at start-up
+    instead of in its first requests."""
+    priced = 0
+    for product in market.products.values():
+        rules = market.jurisdictions[product.jurisdiction]
+        step = step_minor(policy, product)
+        ceiling = min(product.amount_max_minor, rules.amount_max_minor)
+        rates = sorted({product.annual_rate + band.add for band in policy.pricing})
+        unit, calendar = product.term_min.unit, market.calendars[product.id]
+        for count in range(product.term_min.count, product.term_max.count + 1):
+            for rate in rates:
+                pricing.priced(product, ceiling - ceiling % step, Term(count, unit), market.on,
+                               calendar, rate, rules)
+                priced += 1
+    return priced
+
+
 def _product_limits(policy: Policy, product: Product, amount_minor: int, term: Term) -> Reason:
     cur = product.currency
     return policy.reason(

@@ -26,6 +26,7 @@ from lendsafe.entrypoints.api.control_routes import control_router
 from lendsafe.entrypoints.api.decision_routes import decision_router
 from lendsafe.entrypoints.api.reminder_routes import reminder_router
 from lendsafe.entrypoints.api.repayment_routes import repayment_router
+from lendsafe.entrypoints.api.startup import lifespan
 from lendsafe.services.access import (
     Forbidden,
     Principal,
@@ -101,7 +102,8 @@ def create_app(container: Container | None = None) -> FastAPI:
     """The application (``lendsafe serve`` builds it from the environment)."""
     container = container or build()
     app = FastAPI(title="lendsafe", version="0.1.0",
-                  description="Loan engine: products, quotes, loans, payments, close of business.")
+                  description="Loan engine: products, quotes, loans, payments, close of business.",
+                  lifespan=lifespan(container))
     _install_errors(app)
 
     app.state.container = container

@@ -7,7 +7,6 @@ need staff permissions (``loans.book`` to work the queue, ``control.propose`` to
 promotion, which another person approves through the control routes).
 """
 
-import gc
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
@@ -43,25 +42,10 @@ class PromotionRequest(BaseModel):
     reason: str = Field(min_length=1, max_length=2000)
 
 
-def freeze_startup_heap() -> None:
-    """Move what is alive after the first decision (libraries, models, catalogue, policy) into
-    the garbage collector's permanent generation, once per process.
-
-    A full collection walks every tracked object; on the API server's heap (FastAPI,
-    SQLAlchemy, pandas, LightGBM, the models) that took ~0.1 s, and it came round every few
-    seconds under load, stalling every request in flight: at 200 requests/s the p99 was
-    ~120 ms with the collector on and ~10 ms with it off (measured, bench/decision_bench.py).
-    After the freeze, full collections walk only what was created later.
-    """
-    gc.collect()
-    gc.freeze()
-
-
 def decision_router(principal: Callable[..., Principal]) -> APIRouter:
     """The router; ``principal`` is the app's dependency resolving the caller."""
     router = APIRouter(tags=["decisions"])
     Caller = Annotated[Principal, Depends(principal)]
-    heap = {"frozen": False}
 
     @router.post("/applications", response_class=JSONResponse)
     async def apply(request: Request,
@@ -70,15 +54,12 @@ def decision_router(principal: Callable[..., Principal]) -> APIRouter:
         # Decided on the event loop, not in the thread pool: a decision is ~1–2 ms of CPU
         # (the GIL serialises it anyway) and two thread hops per request (the caller and the
         # route) cost more than that under load. The answer is encoded once, as it is built
-        # (plain JSON types only), without FastAPI's generic encoder walking it again.
+        # (plain JSON types only), without FastAPI's generic encoder walking it again. The
+        # process was primed and its heap frozen at start-up (entrypoints/api/startup.py).
         caller = principal(request, authorization)
         decisions = request.app.state.container.decisions
-        answer = JSONResponse(decisions.decide(body, actor=caller.subject,
-                                               borrower_id=caller.borrower_id))
-        if not heap["frozen"]:
-            freeze_startup_heap()
-            heap["frozen"] = True
-        return answer
+        return JSONResponse(decisions.decide(body, actor=caller.subject,
+                                             borrower_id=caller.borrower_id))
 
     @router.get("/referrals")
     def referrals(request: Request, caller: Caller,
