@@ -1,0 +1,83 @@
+"""How the scorecard trainer picks its trend candidate and C from inner-CV AUCs."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lendsafe.adapters.ml.schema import infer_schema
+from lendsafe.adapters.ml.scorecard_trainer import (
+    C_GRID,
+    PER_CHARACTERISTIC,
+    ScorecardConfig,
+    choose_candidate,
+    train_scorecard,
+)
+
+FOLDS = 10
+
+
+def scores(*per_candidate: np.ndarray, n_c: int = 3) -> np.ndarray:
+    """fold × candidate × C table: candidate i's per-fold AUCs at C index 1, lower elsewhere."""
+    table = np.full((FOLDS, len(per_candidate), n_c), 0.5)
+    for i, aucs in enumerate(per_candidate):
+        table[:, i, 1] = aucs
+    return table
+
+
+def test_default_kept_when_a_rival_is_better_only_within_noise() -> None:
+    default = np.linspace(0.75, 0.80, FOLDS)
+    noisy_gain = default + 0.002 + np.tile([0.01, -0.01], FOLDS // 2)  # plain argmax picks it
+    assert noisy_gain.mean() > default.mean()
+    assert choose_candidate(scores(default, noisy_gain)) == (0, 1)
+
+
+def test_rival_chosen_when_consistently_better() -> None:
+    rng = np.random.default_rng(1)
+    default = 0.78 + rng.normal(0, 0.01, FOLDS)
+    better = default + 0.005 + rng.normal(0, 0.001, FOLDS)
+    assert choose_candidate(scores(default, better)) == (1, 1)
+
+
+def test_largest_significant_gain_wins_and_worse_rivals_never_do() -> None:
+    default = np.linspace(0.75, 0.80, FOLDS)
+    worse = default - 0.01
+    small = default + 0.003
+    large = default + 0.006
+    assert choose_candidate(scores(default, worse, small, large)) == (3, 1)
+    assert choose_candidate(scores(default, worse)) == (0, 1)
+
+
+def test_each_candidate_takes_its_own_best_c() -> None:
+    table = np.full((FOLDS, 2, len(C_GRID)), 0.6)
+    table[:, 0, 2] = 0.70  # default best at C index 2
+    table[:, 1, 5] = 0.69  # rival best at C index 5, still worse than the default
+    assert choose_candidate(table) == (0, 2)
+    table[:, 1, 6] = 0.72  # now consistently better, at C index 6
+    assert choose_candidate(table) == (1, 6)
+
+
+def test_stricter_level_needs_more_evidence() -> None:
+    rng = np.random.default_rng(3)
+    default = 0.78 + rng.normal(0, 0.01, FOLDS)
+    rival = default + 0.003 + rng.normal(0, 0.003, FOLDS)
+    assert choose_candidate(scores(default, rival), alpha=0.25) == (1, 1)
+    assert choose_candidate(scores(default, rival), alpha=1e-6) == (0, 1)
+
+
+def test_training_keeps_weak_but_informative_characteristics() -> None:
+    """No fixed IV cut-off: a constant column (IV 0) is dropped, a weak flag (IV < 0.01) is not."""
+    rng = np.random.default_rng(7)
+    n = 600
+    strong = rng.normal(size=n)
+    y = (rng.random(n) < 1 / (1 + np.exp(1.0 - 1.5 * strong))).astype(np.int64)
+    flag = np.zeros(n)
+    for label, share in ((1, 0.52), (0, 0.48)):  # flag slightly more common among bads
+        rows = rng.permutation(np.flatnonzero(y == label))
+        flag[rows[: round(share * len(rows))]] = 1.0
+    frame = pd.DataFrame({"strong": strong, "flag": flag, "constant": np.ones(n)})
+    fit = train_scorecard(frame, y, infer_schema(frame), ScorecardConfig(inner_folds=3))
+    assert fit.trend in (PER_CHARACTERISTIC, "auto_asc_desc", "auto")
+    assert fit.c in C_GRID
+    assert fit.information_value["constant"] == pytest.approx(0.0)
+    assert 0 < fit.information_value["flag"] < 0.01  # under the old fixed cut-off
+    assert fit.selected == ["strong", "flag"]
