@@ -70,6 +70,7 @@ def run(url: str, loans: int, chunk: int, label: str, workdir: Path) -> dict[str
     event = ReliefEvent("bench flood", date(2026, 3, 1), date(2026, 5, 31), frozenset({"GD"}),
                         offer=ReliefOffer(deferral_days=90, waive_penalty=True))
     event_id = relief.declare(event)["event_id"]
+    settle(engine)
     started = time.perf_counter()
     result = relief.apply(event_id)
     seconds = time.perf_counter() - started
@@ -121,8 +122,17 @@ def plan_reminders(container: Any) -> int:
     return planned
 
 
+def settle(engine: Any) -> None:
+    """PostgreSQL: write out what building the book left dirty (CHECKPOINT), so a timed run
+    does not pay for the bulk load's checkpoint; the apply and the floor start alike."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as connection:
+            connection.execute(text("CHECKPOINT"))
+
+
 def floor(engine: Any) -> float:
     """One UPDATE of every loan row and one of every instalment row (rolled back)."""
+    settle(engine)
     started = time.perf_counter()
     with engine.begin() as connection:
         connection.execute(text("UPDATE loans SET relief_until_day = relief_until_day + 1"))

@@ -59,14 +59,12 @@ from lendsafe.domain.reminders.policy import (
 
 Clock = Callable[[], datetime]
 RELIEF_APPLIED, RELIEF_OFFERED = "RLF-A", "RLF-O"  # notice codes in the policy
-_REPLAN_CHUNK = {"sqlite": 5_000}  # loan ids per statement (SQLite: 32,766 parameters)
-_REPLAN_CHUNK_DEFAULT = 20_000  # PostgreSQL: fewer, larger statements
+_REPLAN_CHUNK = 20_000  # loan ids per set of statements (long lists use the scope table)
 
 
-def _chunks(connection: Connection, loan_ids: list[int]) -> Iterable[list[int]]:
-    size = _REPLAN_CHUNK.get(connection.dialect.name, _REPLAN_CHUNK_DEFAULT)
-    for start in range(0, len(loan_ids), size):
-        yield loan_ids[start:start + size]
+def _chunks(loan_ids: list[int]) -> Iterable[list[int]]:
+    for start in range(0, len(loan_ids), _REPLAN_CHUNK):
+        yield loan_ids[start:start + _REPLAN_CHUNK]
 
 
 def utc_now() -> datetime:
@@ -179,7 +177,7 @@ class ReminderService:
                      loan_ids: list[int]) -> int:
         """Queue the event notice ``code`` once per loan (idempotent per ``reference``)."""
         notice, count = self.policy.step(code), 0
-        for chunk in _chunks(connection, loan_ids):
+        for chunk in _chunks(loan_ids):
             count += store.plan_notices(
                 connection, self.policy, notice, reference, chunk, now=self.clock(),
                 default_tz=self.settings.default_time_zone)
@@ -205,7 +203,7 @@ class ReminderService:
                      on: date | None = None) -> int:
         """Re-plan these loans' steps over the horizon; cancel steps made pointless."""
         now, count, window = self.clock(), 0, self.horizon(on)
-        for chunk in _chunks(connection, loan_ids):
+        for chunk in _chunks(loan_ids):
             count += self._plan_loans(connection, chunk, window)
             store.cancel_stale(connection, chunk, now)
         return count

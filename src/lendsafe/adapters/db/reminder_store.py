@@ -10,6 +10,7 @@ transaction makes each claim a single claimant.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -170,9 +171,11 @@ def _fill_scope(connection: Connection, loan_ids: tuple[int, ...]) -> None:
         connection.execute(text("SET LOCAL jit = off"))
         connection.execute(text("INSERT INTO reminder_scope_tmp (loan_id) "
                                 "SELECT unnest(CAST(:ids AS BIGINT[]))"), {"ids": list(loan_ids)})
-    else:
+    else:  # one statement, not one execution per id
         connection.execute(scope_loans.delete())
-        connection.execute(insert(scope_loans), [{"loan_id": i} for i in loan_ids])
+        connection.execute(text("INSERT INTO reminder_scope_tmp (loan_id) "
+                                "SELECT value FROM json_each(:ids)"),
+                           {"ids": json.dumps([int(i) for i in loan_ids])})
 
 
 def _zones(connection: Connection, loan_filter: Any, default_tz: str) -> list[tuple[str, str]]:

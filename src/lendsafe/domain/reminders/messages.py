@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 from typing import Final
 
 SUPPORTED_LANGUAGES: Final = ("zh", "en")
@@ -85,6 +86,7 @@ def format_money(money: Money, language: str) -> str:
     return f"{sign}{money.currency} {digits}"
 
 
+@lru_cache(maxsize=4_096)  # a dispatch batch writes the same few due dates again and again
 def format_date(day: date, language: str) -> str:
     """A calendar date for ``language``: ``2025年3月15日`` (zh) or ``15 Mar 2025`` (en)."""
     _check_language(language)
