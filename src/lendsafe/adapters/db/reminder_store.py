@@ -204,7 +204,7 @@ def _due_dates(policy: ReminderPolicy, scope: PlanScope) -> list[date] | None:
 
 
 def _candidates(policy: ReminderPolicy, scope: PlanScope, default_tz: str,
-                loan_filter: Any = None) -> Any:
+                loan_filter: Any = None, *, materialize: bool = False) -> Any:
     i, loans, contacts = t.installments.c, t.loans.c, reminder_contacts.c
     query = (
         select(
@@ -232,7 +232,7 @@ def _candidates(policy: ReminderPolicy, scope: PlanScope, default_tz: str,
         query = query.where(i.due_date <= scope.until - timedelta(days=min(offsets)))
     if scope.since is not None:
         query = query.where(i.due_date >= scope.since - timedelta(days=max(offsets)))
-    if loan_filter is not None:
+    if materialize:
         # read the few instalments first, then join the slots: PostgreSQL cannot estimate
         # the (zone, quiet hours) join and would otherwise probe the instalments once for
         # every loan and slot
@@ -351,9 +351,13 @@ def plan(
     again on the planned day - the same step key, so the dedup key stays stable.
     """
     not_before = not_before.astimezone(UTC)
-    among = None if scope.loan_ids is None else loans_in(connection, scope.loan_ids)
+    # many loans (a relief chunk): the scope table, a materialised candidate set and slots
+    # from the borrowers' zones; a few (a booking, a payment): the plain statement
+    wide = scope.loan_ids is not None and len(scope.loan_ids) > SHORT_SCOPE
+    among = loans_in(connection, scope.loan_ids or ()) if wide else None
     candidates = _candidates(policy, scope, default_tz,
-                             None if among is None else among(t.installments.c.loan_id))
+                             None if among is None else among(t.installments.c.loan_id),
+                             materialize=wide)
     dues = _due_dates(policy, scope)
     if among is not None and dues is not None:
         # a short window of one set of loans: time every pair of their borrowers' zones with
