@@ -21,6 +21,7 @@ from lendsafe.domain.lending.schedule import build_schedule
 from lendsafe.domain.origination.disclosure import _sign, disclosed_rate
 from lendsafe.domain.origination.pricing import Pricing
 from lendsafe.services.catalogue import Catalogue
+from tests.random_offers import random_terms
 
 CATALOGUE = Catalogue.load()
 INSTALMENTS = sorted((p for p in CATALOGUE.products.values() if p.frequency is not None),
@@ -56,13 +57,8 @@ def test_the_fast_path_answers_almost_always() -> None:
     rng = random.Random(29)
     answered = 0
     for n in range(400):
-        product = rng.choice(INSTALMENTS)
-        amount = rng.randrange(product.amount_min_minor, product.amount_max_minor + 1, 100)
-        term = Term(rng.randint(product.term_min.count, product.term_max.count),
-                    product.term_min.unit)
-        rate = product.annual_rate + Decimal(rng.choice(["0", "0.02", "0.04", "0.05", "0.3"]))
-        terms = terms_for_product(product, amount, term, date(2026, 1, 30) + timedelta(days=n),
-                                  CATALOGUE.calendar(product), rate)
+        terms = random_terms(rng, CATALOGUE, INSTALMENTS, date(2026, 1, 30) + timedelta(days=n),
+                             ["0", "0.02", "0.04", "0.05", "0.3"])
         fast = disclosed_rate(terms, build_schedule(terms))
         if fast is not None:
             answered += 1

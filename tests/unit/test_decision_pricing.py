@@ -33,6 +33,7 @@ from lendsafe.domain.origination.policy import Policy
 from lendsafe.domain.origination.pricing import Pricing, cap_proven
 from lendsafe.services.catalogue import Catalogue
 from lendsafe.services.decisions import load_default_policy
+from tests.random_offers import random_terms
 
 DAYS = (date(2026, 3, 2), date(2026, 1, 30), date(2026, 9, 30))
 
@@ -121,13 +122,8 @@ def test_cap_proof_is_sound_and_usually_decides(catalogue: Catalogue) -> None:
     proven = 0
     products = [p for p in catalogue.products.values() if p.jurisdiction == "CN"]
     for n in range(400):
-        product = rng.choice(products)
-        amount = rng.randrange(product.amount_min_minor, product.amount_max_minor + 1, 100)
-        term = Term(rng.randint(product.term_min.count, product.term_max.count),
-                    product.term_min.unit)
-        rate = product.annual_rate + Decimal(rng.choice(["0", "0.02", "0.04", "0.05", "0.08"]))
-        terms = terms_for_product(product, amount, term, DAYS[n % 3],
-                                  catalogue.calendar(product), rate)
+        terms = random_terms(rng, catalogue, products, DAYS[n % 3],
+                             ["0", "0.02", "0.04", "0.05", "0.08"])
         if cap_proven(cn, terms, build_schedule(terms)):
             proven += 1
             assert price(terms).annual_rate_disclosed <= cn.annual_cost_cap, terms
