@@ -143,3 +143,22 @@ def test_cap_proof_refuses_what_it_cannot_prove(catalogue: Catalogue) -> None:
                               catalogue.calendar(bullet), Decimal("0.18"))
     assert cap_proven(cn, small, build_schedule(small))
     assert not cap_proven(compound, small, build_schedule(small))  # exact path for compound
+
+
+def test_a_changed_cap_or_product_is_never_answered_from_the_cache(catalogue: Catalogue) -> None:
+    """An approved change replaces the rules or the definition: what was priced under the
+    old ones is forgotten (a lowered cap must refuse at once, not after the cache turns)."""
+    product = catalogue.products["cn-bullet"]
+    rules = catalogue.jurisdictions[product.jurisdiction]
+    calendar = catalogue.calendar(product)
+    pricing = Pricing()
+    args = (100_000, Term(14, TermUnit.DAYS), DAYS[0], calendar, product.annual_rate)
+    before = pricing.priced(product, *args, rules)
+    assert before is not None and before.legal == ()
+    lowered = dataclasses.replace(rules, annual_cost_cap=Decimal("0.01"))
+    after = pricing.priced(product, *args, lowered)
+    assert after is not None and after.legal, "priced under the old cap"
+    dearer = dataclasses.replace(product, annual_rate=product.annual_rate + Decimal("0.01"))
+    repriced = pricing.priced(dearer, *args[:-1], dearer.annual_rate, rules)
+    assert repriced is not None and repriced.legal == ()
+    assert pricing.priced(product, *args, rules) == before  # the old rules priced afresh

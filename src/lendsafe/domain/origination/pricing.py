@@ -142,10 +142,16 @@ class Pricing:
         self.rates: Bounded[Key, Decimal] = Bounded(rates_size)
         self.quotes: Bounded[Key, Quote] = Bounded(quotes_size)
         self.schedules: Bounded[Key, Schedule] = Bounded(schedules_size)
+        # the product definitions and jurisdiction rules the caches were priced under (the
+        # objects themselves: an approved change replaces them, and then nothing cached holds)
+        self.priced_under: dict[str, Product | Jurisdiction] = {}
 
     def priced(self, product: Product, amount_minor: int, term: Term, start: date,
                calendar: BusinessCalendar, rate: Decimal, rules: Jurisdiction) -> Priced | None:
         """The facts of the quote, or None when the product does not lend these terms."""
+        under, code = self.priced_under, f"jurisdiction:{rules.code}"
+        if under.get(product.id) is not product or under.get(code) is not rules:
+            self._changed(product, rules)
         key = (product.id, amount_minor, term.count, term.unit.value, start, rate)
         facts = self.facts.get(key, lambda: self._facts(product, amount_minor, term, start,
                                                          calendar, rate, rules, key))
@@ -169,6 +175,14 @@ class Pricing:
         self.rates.clear()
         self.quotes.clear()
         self.schedules.clear()
+
+    def _changed(self, product: Product, rules: Jurisdiction) -> None:
+        """A product or jurisdiction seen before came back as another object (a changed
+        definition or rules): forget every price (changes are rare)."""
+        if product.id in self.priced_under or f"jurisdiction:{rules.code}" in self.priced_under:
+            self.clear()
+        self.priced_under[product.id] = product
+        self.priced_under[f"jurisdiction:{rules.code}"] = rules
 
     def _disclosed(self, priced: Priced) -> Decimal:
         key = _key(priced)
