@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 
 from lendsafe.adapters.channels.file_channel import FileChannel
 from lendsafe.adapters.db import tables as t
@@ -187,6 +187,48 @@ def test_borrowers_are_told_of_relief_through_the_reminder_channels(
         due = _first_unsettled(engine, loan_id)
         assert f"{due.year}年{due.month}月{due.day}日" in str(message["body"])
         assert message["language"] == "zh" and "纾困" in str(message["body"])
+
+
+def test_a_payment_before_the_send_never_loses_a_relief_notice(
+        service: LendingService, tmp_path: Path) -> None:
+    """The notice quotes the loan's next instalment; paying that instalment off before the
+    notice goes out must not cancel it (a legally required notice is told once, always)."""
+    _, covered, _ = _setup(service)
+    engine = service.engine
+    event = ReliefEvent("flood 2026", date(2026, 3, 2), date(2026, 4, 30), frozenset({"GD"}),
+                        offer=ReliefOffer(deferral_days=30, waive_penalty=True))
+    relief = ReliefService(service, chunk_size=3)
+    event_id = relief.declare(event)["event_id"]
+    relief.apply(event_id)
+    i, r = t.installments.c, reminders.c
+    owed = (i.principal_due_minor + i.interest_due_minor + i.fee_due_minor
+            - i.principal_paid_minor - i.interest_paid_minor - i.fee_paid_minor)
+    with engine.connect() as connection:  # a loan with a later instalment to quote next
+        paid = connection.execute(select(i.loan_id).where(i.loan_id.in_(covered), owed > 0)
+                                  .group_by(i.loan_id).having(func.count() > 1)
+                                  .order_by(i.loan_id).limit(1)).scalar_one()
+        due = connection.execute(select(r.due_date).where(
+            r.step_key == f"ntc:relief:{event_id}:{paid}")).scalar_one()
+    service.close_business(due - timedelta(days=1))  # the named instalment is due today
+    with engine.connect() as connection:
+        first = connection.execute(select(owed).where(i.loan_id == paid, i.due_date == due)
+                                   ).scalar_one()
+    service.pay(paid, int(first), "pay-the-quoted-instalment")
+    with engine.connect() as connection:  # the instalment the notice names is settled now
+        named = connection.execute(select(owed).select_from(t.installments.join(
+            reminders, (r.loan_id == i.loan_id) & (r.installment_seq == i.seq))).where(
+            r.step_key == f"ntc:relief:{event_id}:{paid}")).scalar_one()
+    assert named <= 0
+    with engine.connect() as connection:
+        status = connection.execute(select(r.status).where(
+            r.step_key == f"ntc:relief:{event_id}:{paid}")).scalar_one()
+    assert status == "pending"  # the payment's cancel_stale left it alone
+    channel = FileChannel(tmp_path / "sent.jsonl")
+    at = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)
+    Worker(engine, dict.fromkeys(("sms", "app_push", "email", "voice"), channel),
+           clock=lambda: at).run(until_idle=True, sleep=lambda _s: None)
+    told = {int(str(m["loan_id"]).lstrip("L")) for m in channel.records() if m["step"] == "RLF-A"}
+    assert told == set(covered)
 
 
 def test_a_revived_step_starts_afresh_at_its_new_time(service: LendingService) -> None:

@@ -182,7 +182,12 @@ class Worker:
             context["history"].setdefault(row["loan_id"], []).append(batch.now)
             return
         balance = context["balances"].get((row["loan_id"], row["installment_seq"]))
-        if balance is None or balance[1] <= 0 or balance[0] != row["due_date"]:
+        current = balance is not None and balance[1] > 0 and balance[0] == row["due_date"]
+        if self._step(row).kind == "notice":  # an event notice is told whatever was paid
+            amount = balance[1] if current and balance else row["amount_due_minor"]
+            self._gate_and_send(row, state, context, amount, batch)
+            return
+        if not current or balance is None:
             reason = "instalment settled" if balance and balance[1] <= 0 else "schedule changed"
             self._finish(row, batch, "cancelled", reason)
             return

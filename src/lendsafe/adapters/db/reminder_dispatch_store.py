@@ -59,7 +59,8 @@ CLAIM_LOCK_KEY = (0x6C656E64, 0x72656D31)
 _HISTORY_WINDOW = timedelta(days=8)
 
 _CLAIM_COLUMNS = ("id", "step_key", "loan_id", "borrower_id", "installment_seq", "step_code",
-                  "policy_id", "due_date", "currency", "legally_required", "template_id",
+                  "policy_id", "due_date", "amount_due_minor", "currency", "legally_required",
+                  "template_id",
                   "language", "channels", "expires_at", "status", "channel_index", "round",
                   "tries", "sent_at", "inflight", "reason")
 

@@ -58,6 +58,7 @@ from lendsafe.domain.reminders.quiet_hours import (
     resolve_local,
 )
 
+NOTICE_KEY_PREFIX = "ntc:"  # event notices: told once, whatever the instalment they quote
 OPEN_STATUSES = ("pending", "unreachable", "skipped", "blocked")
 CLAIMABLE = ("pending", "awaiting_receipt")
 
@@ -411,7 +412,8 @@ def cancel_stale(connection: Connection, loan_ids: Sequence[int], now: datetime)
     result = connection.execute(
         update(reminders)
         .where(loans_in(connection, loan_ids)(r.loan_id), r.status.in_(OPEN_STATUSES),
-               r.inflight == False, not_(live))  # noqa: E712
+               r.inflight == False, not_(live),  # noqa: E712
+               not_(r.step_key.like(NOTICE_KEY_PREFIX + "%")))  # an event notice still goes
         .values(status="cancelled", reason=reason, updated_at=now))
     return int(result.rowcount or 0)
 
@@ -452,7 +454,7 @@ def plan_notices(
     c, s = candidates.c, slots.c
     plan = _plan_select(policy, candidates, now, joined=and_(
         s.time_zone == c.time_zone, s.quiet_hours == c.quiet_hours),
-        step_key=literal(f"ntc:{reference}:") + cast(c.loan_id, String))
+        step_key=literal(f"{NOTICE_KEY_PREFIX}{reference}:") + cast(c.loan_id, String))
     statement = (_insert_for(connection)(reminders).from_select(list(_PLAN_COLUMNS), plan)
                  .on_conflict_do_nothing(index_elements=["step_key"])
                  .execution_options(preserve_rowcount=True))

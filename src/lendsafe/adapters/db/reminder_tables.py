@@ -77,11 +77,13 @@ reminders = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
-# what workers claim, in claim order; on PostgreSQL only claimable rows are indexed, so a
-# step that is sent, delivered, cancelled or missed leaves the index (the history does not
-# grow it, and cancelling or recording a step inserts nothing into it)
+# what workers claim, in claim order, and what the expiry sweep reads; on PostgreSQL only
+# those live statuses are indexed, so a step that is sent, delivered, cancelled, skipped or
+# missed leaves the index (the history does not grow it, and cancelling or recording a step
+# inserts nothing into it)
 Index("ix_reminders_due", reminders.c.status, reminders.c.due_at,
-      postgresql_where=reminders.c.status.in_(("pending", "awaiting_receipt")))
+      postgresql_where=reminders.c.status.in_(
+          ("pending", "awaiting_receipt", "unreachable", "blocked")))
 # PostgreSQL: room on every page so a worker's lease (lease_owner, lease_until, inflight:
 # none indexed) is a heap-only (HOT) update that touches no index
 event.listen(reminders, "after_create",
