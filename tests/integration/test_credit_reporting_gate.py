@@ -5,7 +5,7 @@ workers really sent - and no suppression in force), on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -56,7 +56,10 @@ def test_the_gate_needs_an_overdue_loan_and_a_sent_notice(service: LendingServic
     assert [m["step"] for m in channel.records()] == ["T+1"]  # the provider's own record
     with service.engine.connect() as connection:
         gate = reporting_gate(connection, loan_id, date(2026, 3, 18))
+        before = reporting_gate(connection, loan_id, T_PLUS_1.date() - timedelta(days=1))
     assert gate["negative_allowed"] and gate["reasons"] == []
+    # asked about a day before the notice went out, the gate is closed: no back-dating
+    assert "credit.notice_not_sent" in _codes(before) and not before["negative_allowed"]
     assert gate["overdue_notice"]["step"] == "T+1" and gate["overdue_notice"]["channel"] == "sms"
 
 

@@ -81,6 +81,8 @@ def reporting_gate(connection: Connection, loan_id: int, on: date) -> dict[str, 
             t.installments.c.loan_id == loan_id, t.installments.c.due_date == due)
             .order_by(t.installments.c.seq).limit(1)).scalar()
         sent = None if seq is None else overdue_notice_sent(connection, loan_id, seq, due)
+        if sent is not None and sent.sent_at.date() > on:  # not yet sent on the day asked
+            sent = None
         notice = None if sent is None else {
             "step": sent.step_code, "channel": sent.channel, "sent_at": sent.sent_at.isoformat(),
             "delivered": sent.delivered_at is not None}
