@@ -26,6 +26,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cached_property
 
 import numpy as np
 import numpy.typing as npt
@@ -132,7 +133,7 @@ class Characteristic:
         """Lowest points of any regular bin."""
         return min(b.points for b in self.bins)
 
-    @property
+    @cached_property  # read for every application's reasons; a characteristic never changes
     def max_points(self) -> float:
         """Most points the characteristic can give (over regular bins and the missing row)."""
         return max(max(b.points for b in self.bins), self.missing.points)
