@@ -10,7 +10,6 @@ product in force) and every later booking, in any process, uses it. SQLite and P
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -36,17 +35,11 @@ from tests.integration.test_payment_reversal import (
     settings_with,
     staff,
 )
+from tests.integration.test_payment_reversal import container as wired
+
+container = wired  # the same fixture: every service on a fresh database, opened on START
 
 RISK = staff("risk_officer", name="rita")
-
-
-@pytest.fixture
-def container(tmp_path: Path, database_url: str) -> Iterator[Container]:
-    """Every service wired on a fresh database (SQLite and PostgreSQL), opened on START."""
-    built = build(settings_with(tmp_path, database_url))
-    built.lending.initialise(START)
-    yield built
-    built.engine.dispose()
 
 
 def write_off(container: Container, loan_id: int) -> dict[str, object]:

@@ -341,12 +341,21 @@ def _read_template(raw: Mapping[str, object], path: str, ctx: _Context) -> str:
     return template
 
 
-def _read_step(raw: object, path: str, ctx: _Context) -> ReminderStep | None:
-    c = ctx.collector
+def _table(raw: object, path: str, what: str, keys: frozenset[str], c: _Collector
+           ) -> Mapping[str, object] | None:
+    """``raw`` as a table of known keys (a problem for each unknown one), or None."""
     if not isinstance(raw, Mapping):
-        c.add("bad_type", path, "a step must be a table")
+        c.add("bad_type", path, f"{what} must be a table")
         return None
-    c.unknown_keys(raw, _STEP_KEYS, path)
+    c.unknown_keys(raw, keys, path)
+    return raw
+
+
+def _read_step(item: object, path: str, ctx: _Context) -> ReminderStep | None:
+    c = ctx.collector
+    raw = _table(item, path, "a step", _STEP_KEYS, c)
+    if raw is None:
+        return None
     offset, kind = _read_offset_and_kind(raw, path, c)
     code = _read_code(raw, path, offset, c)
     send_at = c.clock(raw.get("send_at"), f"{path}.send_at")
@@ -380,12 +389,11 @@ def _read_delivery(raw: Mapping[str, object], path: str, ctx: _Context
             "receipt_timeouts": tuple((ch, timeouts[ch]) for ch in channels if ch in timeouts)}
 
 
-def _read_notice(raw: object, path: str, ctx: _Context) -> ReminderStep | None:
+def _read_notice(item: object, path: str, ctx: _Context) -> ReminderStep | None:
     c = ctx.collector
-    if not isinstance(raw, Mapping):
-        c.add("bad_type", path, "a notice must be a table")
+    raw = _table(item, path, "a notice", _NOTICE_KEYS, c)
+    if raw is None:
         return None
-    c.unknown_keys(raw, _NOTICE_KEYS, path)
     code = c.text(raw, "code", f"{path}.code") or ""
     if code and not NOTICE_CODE_RE.match(code):
         c.add("bad_notice_code", f"{path}.code", f"expected e.g. 'RLF-A' (up to 8), got {code!r}")
