@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import event as sa_event
 from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -42,7 +43,28 @@ from lendsafe.services.relief import ReliefService
 PLANNING_CLOCK = datetime.combine(CLOSE_FROM, datetime.min.time(), UTC)  # 08:00 in Shanghai
 
 
-def run(url: str, loans: int, chunk: int, label: str, workdir: Path) -> dict[str, Any]:
+def statement_log(engine: Any) -> dict[str, list[float]]:
+    """Seconds spent in each kind of statement (keyed by its first 90 characters) from now on:
+    a cursor-execute listener pair on the engine (``--statements``)."""
+    spent: dict[str, list[float]] = {}
+
+    @sa_event.listens_for(engine, "before_cursor_execute")
+    def _start(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        conn.info["bench_started"] = time.perf_counter()
+
+    @sa_event.listens_for(engine, "after_cursor_execute")
+    def _stop(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "bench_started" in conn.info:
+            key = " ".join(statement.split())[:90]
+            entry = spent.setdefault(key, [0.0, 0])
+            entry[0] += time.perf_counter() - conn.info.pop("bench_started")
+            entry[1] += 1
+
+    return spent
+
+
+def run(url: str, loans: int, chunk: int, label: str, workdir: Path,
+        statements: bool = False) -> dict[str, Any]:
     settings = Settings.from_env({"LENDSAFE_DATABASE_URL": url,
                                   "LENDSAFE_DATA_DIR": str(workdir)})
     container = build(settings)
@@ -71,9 +93,13 @@ def run(url: str, loans: int, chunk: int, label: str, workdir: Path) -> dict[str
                         offer=ReliefOffer(deferral_days=90, waive_penalty=True))
     event_id = relief.declare(event)["event_id"]
     settle(engine)
+    spent = statement_log(engine) if statements else {}
     started = time.perf_counter()
     result = relief.apply(event_id)
     seconds = time.perf_counter() - started
+    for key, (total, count) in sorted(spent.items(), key=lambda kv: -kv[1][0])[:12]:
+        print(f"[{label}]   {total:6.2f} s  {int(count):4d}x  {key}", flush=True)
+    spent.clear()
     started = time.perf_counter()
     relief.report(event_id)
     report_seconds = time.perf_counter() - started
@@ -88,6 +114,7 @@ def run(url: str, loans: int, chunk: int, label: str, workdir: Path) -> dict[str
             "SELECT CASE WHEN step_key LIKE 'ntc:%' THEN 'notices' ELSE status END, COUNT(*) "
             "FROM reminders GROUP BY 1")).all())
     floor_seconds = floor(engine)
+    spent.clear()
     container.engine.dispose()
     return {"label": label, "loans": result["loans_covered"], "seconds": seconds,
             "report_seconds": report_seconds, "journal": journal, "audit_records": audited,
@@ -141,14 +168,15 @@ def floor(engine: Any) -> float:
     return time.perf_counter() - started
 
 
-def run_postgres(url: str, loans: int, chunk: int, workdir: Path) -> dict[str, Any]:
+def run_postgres(url: str, loans: int, chunk: int, workdir: Path,
+                 statements: bool = False) -> dict[str, Any]:
     name = f"lendsafe_relief_{uuid.uuid4().hex[:8]}"
     admin = create_engine(url, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
     try:
         target = make_url(url).set(database=name).render_as_string(hide_password=False)
-        return run(target, loans, chunk, "postgresql", workdir)
+        return run(target, loans, chunk, "postgresql", workdir, statements)
     finally:
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -163,6 +191,8 @@ def main() -> None:
     parser.add_argument("--postgres-url",
                         default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
     parser.add_argument("--workdir", default="var/bench/relief")
+    parser.add_argument("--statements", action="store_true",
+                        help="print the apply's 12 costliest kinds of statement")
     args = parser.parse_args()
     print("command:", " ".join([Path(sys.executable).name, *sys.argv]))
     workdir = Path(args.workdir)
@@ -172,9 +202,11 @@ def main() -> None:
         path = workdir / "relief.sqlite"
         for suffix in ("", "-wal", "-shm"):
             Path(str(path) + suffix).unlink(missing_ok=True)
-        results.append(run(f"sqlite:///{path}", args.loans, args.chunk, "sqlite", workdir))
+        results.append(run(f"sqlite:///{path}", args.loans, args.chunk, "sqlite", workdir,
+                           args.statements))
     if args.backend in ("postgresql", "both"):
-        results.append(run_postgres(args.postgres_url, args.loans, args.chunk, workdir))
+        results.append(run_postgres(args.postgres_url, args.loans, args.chunk, workdir,
+                                    args.statements))
     for r in results:
         print(f"[{r['label']}] relief apply for {r['loans']:,} loans: {r['seconds']:.2f} s "
               f"({r['loans'] / r['seconds']:,.0f} loans/s); journal entries {r['journal']:,}; "

@@ -9,6 +9,7 @@ from lendsafe.adapters.ml.scorecard_trainer import (
     C_GRID,
     PER_CHARACTERISTIC,
     ScorecardConfig,
+    _trend_per_characteristic,
     choose_candidate,
     train_scorecard,
 )
@@ -81,3 +82,26 @@ def test_training_keeps_weak_but_informative_characteristics() -> None:
     assert fit.information_value["constant"] == pytest.approx(0.0)
     assert 0 < fit.information_value["flag"] < 0.01  # under the old fixed cut-off
     assert fit.selected == ["strong", "flag"]
+
+
+def test_per_characteristic_choice_of_a_fold_never_reads_that_fold_s_labels() -> None:
+    """The per-characteristic candidate scored in inner fold k is chosen without fold k's
+    labels: flipping every label of fold k leaves it unchanged, while the choice over all
+    folds (which may read them) does change for some fold and characteristic."""
+    rng = np.random.default_rng(3)
+    folds = [(np.array([], dtype=np.int64), np.arange(k * 40, (k + 1) * 40)) for k in range(5)]
+    y = rng.integers(0, 2, size=200).astype(np.int64)
+    cfg = ScorecardConfig()
+    names = [f"x{j}" for j in range(6)]
+    schema = infer_schema(pd.DataFrame({n: rng.normal(size=3) for n in names}))
+    woe = {(k, trend): (pd.DataFrame(), pd.DataFrame({n: rng.normal(size=40) for n in names}))
+           for k in range(5) for trend in cfg.trends}
+    changed_somewhere = False
+    for k, (_, valid) in enumerate(folds):
+        flipped = y.copy()
+        flipped[valid] = 1 - flipped[valid]
+        assert (_trend_per_characteristic(woe, folds, y, schema, cfg, leave_out=k)
+                == _trend_per_characteristic(woe, folds, flipped, schema, cfg, leave_out=k))
+        changed_somewhere |= (_trend_per_characteristic(woe, folds, y, schema, cfg)
+                              != _trend_per_characteristic(woe, folds, flipped, schema, cfg))
+    assert changed_somewhere  # the test data can tell the two apart

@@ -151,15 +151,22 @@ def loans_in(connection: Connection, loan_ids: Sequence[int]) -> Callable[[Any],
     if len(loan_ids) <= SHORT_SCOPE:
         return lambda column: column.in_(loan_ids)
     ids, root = tuple(loan_ids), connection.get_transaction()
+    lo, hi = min(ids), max(ids)
+
+    def among(column: Any) -> Any:
+        # the id range too (implied by the list): the planner reads an index range of the
+        # table, not all of it, and sizes the join by it
+        return and_(column.between(lo, hi), column.in_(select(scope_loans.c.loan_id)))
+
     held = connection.info.pop("reminder_scope", None)  # what the table holds, if known
     nested = connection.in_nested_transaction()  # a savepoint may roll the table back
     if held is not None and held[0] is root and held[1] == ids and not nested:
         connection.info["reminder_scope"] = held  # re-planning, cancelling and notices of
-        return lambda column: column.in_(select(scope_loans.c.loan_id))  # one chunk
+        return among  # one chunk
     _fill_scope(connection, ids)
     if root is not None and not nested:
         connection.info["reminder_scope"] = (root, ids)
-    return lambda column: column.in_(select(scope_loans.c.loan_id))
+    return among
 
 
 def _fill_scope(connection: Connection, loan_ids: tuple[int, ...]) -> None:
@@ -406,6 +413,8 @@ def cancel_stale(connection: Connection, loan_ids: Sequence[int], now: datetime)
     """Cancel open steps of ``loan_ids`` whose instalment is settled or no longer scheduled."""
     r, i = reminders.c, t.installments.c
     same = and_(i.loan_id == r.loan_id, i.seq == r.installment_seq)
+    if len(loan_ids) > SHORT_SCOPE:  # the instalments of the id range, not the whole table
+        same = and_(same, i.loan_id.between(min(loan_ids), max(loan_ids)))
     live = exists().where(same, i.due_date == r.due_date, outstanding_amount() > 0)
     settled = exists().where(same, outstanding_amount() <= 0)
     reason = case((settled, "instalment settled"), else_="schedule changed")
