@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -287,3 +288,31 @@ def test_gbm_top_reason_is_faithful(registry: ModelRegistry) -> None:
         total += 1
         moved += after.pd < before.pd
     assert total > 200 and moved / total >= 0.95, (moved, total)
+
+
+def test_a_change_approved_in_another_process_reaches_a_running_decision_server(
+        container: Container, database_url: str, tmp_path: Path) -> None:
+    """A decision server keeps the catalogue in memory (primed at start-up); a product or
+    jurisdiction change approved by another process is in force for its next decision."""
+    server = container.decisions
+    assert server.prime() > 0
+    before = server.decide(application(), actor="test")
+    assert before["decision"] == "approve", before["reasons"]
+    settings = Settings.from_env({"LENDSAFE_DATABASE_URL": database_url,
+                                  "LENDSAFE_DATA_DIR": str(tmp_path / "other")})
+    other = build(settings)  # the process where the change is approved
+    try:
+        with other.engine.begin() as connection:
+            other.lending.change_product(connection, "cn-bullet", {"annual_rate": "0.12"})
+        cheaper = server.decide(application(), actor="test")
+        assert Decimal(cheaper["annual_rate_offered"]) < Decimal(before["annual_rate_offered"])
+        with other.engine.begin() as connection:
+            other.lending.change_jurisdiction(connection, "CN", {"annual_cost_cap": "0.05"})
+    finally:
+        other.engine.dispose()
+    capped = server.decide(application(), actor="test")
+    assert capped["decision"] != "approve"
+    bullet = next(p for p in capped["products"] if p["product"] == "cn-bullet")
+    assert not bullet["available"]
+    assert any("cap" in r["code"] for r in bullet["reasons"]), bullet["reasons"]
+    assert str(container.catalogue.jurisdictions["CN"].annual_cost_cap) == "0.05"

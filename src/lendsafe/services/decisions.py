@@ -52,7 +52,7 @@ from lendsafe.services.decision_input import (
     parse_application,
 )
 from lendsafe.services.decision_models import ModelBook, ModelScore, challenger_bucket
-from lendsafe.services.lending import Conflict, LendingService
+from lendsafe.services.lending import Conflict, LendingService, catalogue_version
 
 
 def load_default_policy(path: Path | None = None) -> Policy:
@@ -90,6 +90,7 @@ class DecisionService:
         self.calendars = {p.id: self.catalogue.calendar(p)
                           for p in self.catalogue.products.values()}
         self.pricing = Pricing()  # quote facts shared by every decision on this catalogue
+        self._catalogue_seen: int | None = None  # catalogue_state version the catalogue holds
         self.challenger_share = self.policy.rate("challenger_share")
 
     # -- start-up ----------------------------------------------------------------------
@@ -102,6 +103,7 @@ class DecisionService:
         registered: nothing is trained here)."""
         try:
             with reading(self.engine).connect() as connection:
+                self._follow_catalogue(connection)
                 roles = self.models.roles(connection)
                 on = self.lending.open_date(connection)
         except Refused:
@@ -137,6 +139,7 @@ class DecisionService:
         SQLite a transaction holds the database's write lock)."""
         parsed = parse_application(document, self.catalogue.products)
         with reading(self.engine).connect() as connection:
+            self._follow_catalogue(connection)
             roles = self.models.roles(connection)
             on = self.lending.open_date(connection)
             facts = self._facts(connection, parsed, borrower_id)
@@ -175,6 +178,17 @@ class DecisionService:
             "pd": f"{challenger.pd:.6f}"}
         document["decided_by"] = "challenger" if used is challenger else "champion"
         return document
+
+    def _follow_catalogue(self, connection: Connection) -> None:
+        """Take in product and jurisdiction changes approved since this process last looked
+        (in any process): one integer read per decision; the catalogue is re-read only when
+        it moved, and the pricing caches forget what was priced under replaced rules."""
+        version = catalogue_version(connection)
+        if version != self._catalogue_seen:
+            self.lending.refresh_catalogue(connection)
+            self.calendars = {p.id: self.catalogue.calendar(p)
+                              for p in self.catalogue.products.values()}
+            self._catalogue_seen = version
 
     def _model_row(self, parsed: ParsedApplication, model_ids: list[str]) -> dict[str, Any]:
         row = model_row(parsed, self.policy.model_inputs)

@@ -50,6 +50,18 @@ def refresh(connection: Connection, catalogue: Catalogue, code: str) -> Jurisdic
     return rules
 
 
+def refresh_all(connection: Connection, catalogue: Catalogue, texts: dict[str, str]) -> None:
+    """Every stored jurisdiction put into this process's catalogue when its stored text is
+    not the one ``texts`` (the caller's memo) says the catalogue holds; unchanged rules stay
+    the same objects."""
+    for code, text in connection.execute(select(t.jurisdictions.c.code,
+                                                t.jurisdictions.c.definition)).all():
+        if texts.get(code) != text:
+            catalogue.jurisdictions[code] = load_jurisdictions(
+                {"jurisdiction": [json.loads(text)]})[code]
+            texts[code] = text
+
+
 def change(connection: Connection, catalogue: Catalogue, code: str, changes: dict[str, Any],
            publish: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
     """Validate and store a changed jurisdiction in the caller's transaction (the approval's);

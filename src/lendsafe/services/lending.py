@@ -128,6 +128,7 @@ class LendingService:
         self.eod_chunk_size = eod_chunk_size
         self.listeners: list[Listener] = []
         self._product_texts: dict[str, str] = {}  # stored definitions already in the catalogue
+        self._jurisdiction_texts: dict[str, str] = {}  # the same for jurisdictions
 
     def subscribe(self, listener: Listener) -> None:
         """Call ``listener`` inside the transaction of every change (see :class:`Change`)."""
@@ -494,9 +495,11 @@ class LendingService:
         """Change a jurisdiction's stored rules (an approved ``jurisdiction.change``) in the
         caller's transaction; published as a ``jurisdiction.change`` change."""
         on = self.open_date(connection)
-        return jurisdictions.change(connection, self.catalogue, code, changes, lambda doc: (
+        result = jurisdictions.change(connection, self.catalogue, code, changes, lambda doc: (
             self.publish(Change(connection, "jurisdiction.change", actor, on, (),
                                 f"jurisdiction:{code}", schedule_changed=False))))
+        bump_catalogue_version(connection)
+        return result
 
     # -- products ------------------------------------------------------------------
     def change_product(self, connection: Connection, product_id: str,
@@ -531,6 +534,7 @@ class LendingService:
             type=product.type.value, definition=json.dumps(after, sort_keys=True)))
         self.publish(Change(connection, "product.change", actor, self.open_date(connection),
                             (), f"product:{product_id}", schedule_changed=False))
+        bump_catalogue_version(connection)
         event.listen(connection, "commit",
                      lambda _c: self.catalogue.products.__setitem__(product_id, product),
                      once=True)
@@ -554,6 +558,13 @@ class LendingService:
             self.catalogue.products[product_id] = product
             self._product_texts[product_id] = text
         return self.catalogue.products[product_id]
+
+    def refresh_catalogue(self, connection: Connection) -> None:
+        """Every product and jurisdiction as in force (the database copies), put into this
+        process's catalogue (objects that did not change stay the same objects)."""
+        for product_id in list(self.catalogue.products):
+            self.refresh_product(connection, product_id)
+        jurisdictions.refresh_all(connection, self.catalogue, self._jurisdiction_texts)
 
     def product_listing(self) -> list[dict[str, Any]]:
         """The products on offer, each as in force (the database copy where registered):
@@ -810,3 +821,15 @@ def quote_document(quote: Quote) -> dict[str, Any]:
         ],
     }
 
+
+def catalogue_version(connection: Connection) -> int:
+    """How many product and jurisdiction changes have been approved (0 before the first)."""
+    return int(connection.execute(select(t.catalogue_state.c.version).where(
+        t.catalogue_state.c.id == 1)).scalar() or 0)
+
+
+def bump_catalogue_version(connection: Connection) -> None:
+    """Count one more approved change, in the caller's transaction (see ``catalogue_state``)."""
+    if not connection.execute(update(t.catalogue_state).where(t.catalogue_state.c.id == 1)
+                              .values(version=t.catalogue_state.c.version + 1)).rowcount:
+        connection.execute(insert(t.catalogue_state).values(id=1, version=1))

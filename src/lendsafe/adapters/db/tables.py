@@ -54,6 +54,16 @@ products = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
+# one row (id 1): bumped in the transaction of every approved product or jurisdiction change,
+# so a process that keeps the catalogue in memory (a decision server) reads one integer to
+# know whether another process has changed it
+catalogue_state = Table(
+    "catalogue_state",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("version", BigInteger, nullable=False),
+)
+
 borrowers = Table(
     "borrowers",
     metadata,
