@@ -177,7 +177,7 @@ def batch(models_dir: Path) -> tuple[float, int]:
         assert card is not None
         bins = card.bin_matrix(model.columns(table))
         scores = card.score_bins(bins)
-        model.scaling.pd_from_score(scores)
+        card.pd_from_scores(scores)
         top_reason_indices(lost_points(card, bins), 4)
         best = min(best, time.perf_counter() - start)
     return len(table) / best, len(table)

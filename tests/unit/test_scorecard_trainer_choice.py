@@ -105,3 +105,23 @@ def test_per_characteristic_choice_of_a_fold_never_reads_that_fold_s_labels() ->
         changed_somewhere |= (_trend_per_characteristic(woe, folds, y, schema, cfg)
                               != _trend_per_characteristic(woe, folds, flipped, schema, cfg))
     assert changed_somewhere  # the test data can tell the two apart
+
+
+def test_a_trained_scorecard_maps_scores_to_pd_through_its_calibrator() -> None:
+    """The PD comes from a calibrator fitted on inner out-of-fold log-odds: it falls as the
+    score rises (ranking, hence AUC, is the score's), and it is off only when asked."""
+    rng = np.random.default_rng(11)
+    n = 800
+    x = rng.normal(size=n)
+    y = (rng.random(n) < 1 / (1 + np.exp(1.0 - 2.0 * x))).astype(np.int64)
+    frame = pd.DataFrame({"x": x, "noise": rng.normal(size=n)})
+    fit = train_scorecard(frame, y, infer_schema(frame), ScorecardConfig(inner_folds=4))
+    card = fit.scorecard
+    assert card.pd_map is not None
+    scores = np.sort(card.score_batch({"x": x, "noise": frame["noise"].to_numpy()}))
+    pds = card.pd_from_scores(scores)
+    assert np.all(np.diff(pds) <= 1e-12)
+    assert not np.allclose(pds, card.scaling.pd_from_score(scores))
+    plain = train_scorecard(frame, y, infer_schema(frame),
+                            ScorecardConfig(inner_folds=4, calibrate=False)).scorecard
+    assert plain.pd_map is None

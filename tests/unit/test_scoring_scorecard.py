@@ -14,6 +14,7 @@ from lendsafe.domain.scoring import (
     Scorecard,
     UnseenRule,
 )
+from lendsafe.domain.scoring.calibration import Calibrator
 from lendsafe.domain.scoring.codec import scorecard_from_dict, scorecard_to_dict
 
 
@@ -125,3 +126,39 @@ def test_codec_round_trip_scores_identically() -> None:
     cols = {"age": np.array([20.0, np.nan]), "housing": np.array(["x", "own"], dtype=object)}
     np.testing.assert_array_equal(back.score_batch(cols), sc.score_batch(cols))
     assert back == sc
+
+
+ISOTONIC = Calibrator("isotonic", (-3.0, -1.0, 0.5, 2.0), (0.02, 0.15, 0.55, 0.9))
+PLATT = Calibrator("platt", (0.8, -0.2), ())
+
+
+@pytest.mark.parametrize("pd_map", [ISOTONIC, PLATT])
+def test_a_pd_map_gives_the_same_pd_one_row_at_a_time_and_in_batch(pd_map: Calibrator) -> None:
+    sc = Scorecard((age(), housing()), base_points=500.0, pd_map=pd_map)
+    ages = np.array([20, 30, np.nan, 45, 41.0])
+    homes = np.array(["rent", "own", None, "castle", "for free"], dtype=object)
+    batch = sc.pd_batch({"age": ages, "housing": homes})
+    single = [sc.score_one({"age": a, "housing": h}).pd for a, h in zip(ages, homes, strict=True)]
+    np.testing.assert_allclose(batch, single, rtol=1e-12)
+    logits = (sc.scaling.offset - sc.score_batch({"age": ages, "housing": homes})) \
+        / sc.scaling.factor
+    np.testing.assert_allclose(batch, pd_map(logits), rtol=1e-12)  # the map, not the scaling
+    plain = card().pd_batch({"age": ages, "housing": homes})
+    assert not np.allclose(batch, plain)
+
+
+def test_the_scalar_calibrator_matches_the_array_one_everywhere() -> None:
+    margins = [-1e6, -50.0, -3.0, -2.0, -1.0, 0.0, 0.5, 1.7, 2.0, 50.0, 1e6]
+    for pd_map in (ISOTONIC, PLATT):
+        np.testing.assert_allclose([pd_map.one(m) for m in margins], pd_map(margins),
+                                   rtol=1e-12)  # no overflow at either end
+    assert ISOTONIC.one(-0.25) == pytest.approx(0.15 + (0.55 - 0.15) * 0.75 / 1.5)
+
+
+def test_codec_keeps_the_pd_map_and_reads_older_documents_without_one() -> None:
+    sc = Scorecard((age(), housing()), base_points=500.0, pd_map=ISOTONIC)
+    document = scorecard_to_dict(sc)
+    assert scorecard_from_dict(document) == sc
+    del document["pd_map"]
+    assert scorecard_from_dict(document).pd_map is None
+    assert "pd_map" not in scorecard_to_dict(card())  # older artifacts keep their bytes

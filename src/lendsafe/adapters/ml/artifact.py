@@ -18,10 +18,10 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from lendsafe.adapters.ml.calibrators import Calibrator
 from lendsafe.adapters.ml.gbm import FeatureEncoding, GbmModel
 from lendsafe.adapters.ml.schema import DataSchema, category_codes, numeric_column, require_columns
 from lendsafe.domain.scoring import Kind, PointsScaling, Scorecard
+from lendsafe.domain.scoring.calibration import Calibrator
 from lendsafe.domain.scoring.codec import scorecard_from_dict, scorecard_to_dict
 
 FORMAT_VERSION = 1
@@ -58,7 +58,7 @@ class ScoringModel:
         require_columns(frame, self.schema)
         if self.scorecard is not None:
             scores = self.scorecard.score_batch(self.columns(frame))
-            return scores, self.scaling.pd_from_score(scores)
+            return scores, self.scorecard.pd_from_scores(scores)
         assert self.gbm is not None
         pd_ = self.gbm.pd(self.gbm.matrix(frame))
         return self.scaling.score_from_pd(pd_), pd_

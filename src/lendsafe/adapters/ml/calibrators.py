@@ -12,44 +12,15 @@ cross-fitting, and refits the winner on all of them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
 import numpy as np
 import numpy.typing as npt
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 
+from lendsafe.domain.scoring.calibration import Calibrator
+
 FloatArray = npt.NDArray[np.float64]
-PD_FLOOR = 1e-4
-
-
-@dataclass(frozen=True)
-class Calibrator:
-    """A fitted calibrator: ``method`` is ``platt`` or ``isotonic``."""
-
-    method: str
-    x: tuple[float, ...]
-    y: tuple[float, ...]
-
-    def __call__(self, margin: npt.ArrayLike) -> FloatArray:
-        values = np.asarray(margin, dtype=np.float64)
-        if self.method == "platt":
-            a, b = self.x
-            out = 1.0 / (1.0 + np.exp(-(a * values + b)))
-        else:
-            out = np.interp(values, self.x, self.y)
-        return np.asarray(np.clip(out, PD_FLOOR, 1.0 - PD_FLOOR), dtype=np.float64)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain-dict form."""
-        return {"method": self.method, "x": list(self.x), "y": list(self.y)}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Calibrator:
-        """Inverse of :meth:`to_dict`."""
-        return cls(str(data["method"]), tuple(data["x"]), tuple(data["y"]))
 
 
 def fit_platt(margin: FloatArray, y: npt.NDArray[np.int64]) -> Calibrator:

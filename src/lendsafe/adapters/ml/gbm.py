@@ -36,8 +36,9 @@ import pandas as pd
 from scipy.stats import spearmanr
 from sklearn.model_selection import StratifiedKFold
 
-from lendsafe.adapters.ml.calibrators import Calibrator, choose_calibrator
+from lendsafe.adapters.ml.calibrators import choose_calibrator
 from lendsafe.adapters.ml.schema import DataSchema, as_text, numeric_column
+from lendsafe.domain.scoring.calibration import Calibrator
 from lendsafe.domain.scoring.metrics import auc
 
 FloatArray = npt.NDArray[np.float64]

@@ -32,9 +32,18 @@ Every setting is chosen from the training data alone:
 
 Export: with ``logit(bad) = b0 + Σ b_j·WoE_j`` and the scaling's ``factor``/``offset``, a bin gets
 ``-factor·b_j·WoE`` points and ``base_points = offset - factor·b0``, so
-``score = offset + factor·ln(good:bad odds)`` exactly. A missing value gets the fitted points of
-the Missing bin when training had missing values, otherwise the lowest points of the
-characteristic (most conservative); unseen categories follow ``UnseenRule.WORST_BIN``.
+``score = offset + factor·ln(good:bad odds)`` exactly. The probability of default of a score is
+then calibrated (``calibrate``, on by default): every training row's out-of-fold log-odds
+under the chosen settings (the inner models, each scoring the inner fold it did not see) fit
+a Platt or centred-isotonic calibrator, whichever has the lower cross-fitted Brier score
+(``adapters/ml/calibrators.py``), stored with the scorecard as its ``pd_map``. Both are
+increasing, so the score's ranking (AUC) and its points and reasons are unchanged; the
+model's own regression, fitted on in-sample WoE, is over-confident out of sample (on
+credit_data its top decile averaged PD 0.865 against 0.785 observed).
+
+A missing value gets the fitted points of the Missing bin when training had missing values,
+otherwise the lowest points of the characteristic (most conservative); unseen categories
+follow ``UnseenRule.WORST_BIN``.
 """
 
 from __future__ import annotations
@@ -52,8 +61,10 @@ from scipy.stats import t as student_t
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 
+from lendsafe.adapters.ml.calibrators import choose_calibrator
 from lendsafe.adapters.ml.schema import DataSchema, as_text, numeric_column
 from lendsafe.domain.scoring import Bin, Characteristic, Kind, PointsScaling, Scorecard
+from lendsafe.domain.scoring.calibration import Calibrator
 from lendsafe.domain.scoring.metrics import auc
 
 C_GRID = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 100.0)
@@ -72,6 +83,7 @@ class ScorecardConfig:
     inner_folds: int = 10
     seed: int = 42
     alpha: float = 0.05  # one-sided level of the test that may replace the default candidate
+    calibrate: bool = True  # PD through a calibrator fitted on inner out-of-fold log-odds
 
 
 @dataclass(frozen=True)
@@ -116,14 +128,15 @@ def train_scorecard(
     cfg = config or ScorecardConfig()
     frame = prepare_frame(features, schema)
     with quiet_optbinning():
-        label, trends, c = _choose_settings(frame, y, schema, cfg)
+        label, trends, c, margins = _choose_settings(frame, y, schema, cfg)
         process = _fit_binning(frame, y, schema, cfg, trends)
         iv = _information_values(process)
         candidates = [n for n in schema.names if iv.get(n, 0.0) > cfg.min_iv]
         candidates = candidates or [max(iv, key=lambda n: iv[n])]
         woe = process.transform(frame, metric="woe")[candidates]
         model, selected = _fit_regression(woe, y, c)
-        card = _export(process, model, selected, schema, cfg.scaling)
+        pd_map = choose_calibrator(margins, y, cfg.seed)[0] if cfg.calibrate else None
+        card = _export(process, model, selected, schema, cfg.scaling, pd_map)
     return ScorecardFit(card, selected, iv, c, label, trends)
 
 
@@ -132,9 +145,10 @@ Woe = dict[tuple[int, str], tuple[pd.DataFrame, pd.DataFrame]]
 
 def _choose_settings(
     frame: pd.DataFrame, y: npt.NDArray[np.int64], schema: DataSchema, cfg: ScorecardConfig
-) -> tuple[str, dict[str, str], float]:
+) -> tuple[str, dict[str, str], float, npt.NDArray[np.float64]]:
     """(candidate, trend per numeric characteristic, C) picked from inner-CV AUCs by
-    :func:`choose_candidate` (per-characteristic trends unless a rival is significantly better)."""
+    :func:`choose_candidate` (per-characteristic trends unless a rival is significantly
+    better), and every training row's out-of-fold log-odds of bad under that choice."""
     folds = list(StratifiedKFold(cfg.inner_folds, shuffle=True,
                                  random_state=cfg.seed).split(frame, y))
     woe: Woe = {}
@@ -147,11 +161,13 @@ def _choose_settings(
     globals_ = {t: dict.fromkeys(schema.numeric(), t) for t in cfg.trends}
     labels = [PER_CHARACTERISTIC, *globals_]
     scores = np.zeros((len(folds), len(labels), len(C_GRID)))
+    owns = []
     for k, (train, valid) in enumerate(folds):
         fitted: dict[tuple[str, ...], npt.NDArray[np.float64]] = {}  # one fit per setting
         # the per-characteristic candidate of fold k is chosen without scoring fold k's rows
         # (the final choice below uses every inner fold); see the module docstring
         own = _trend_per_characteristic(woe, folds, y, schema, cfg, leave_out=k)
+        owns.append(own)
         for i, trends in enumerate([own, *globals_.values()]):
             key = tuple(trends[n] for n in schema.numeric())
             if key not in fitted:
@@ -164,7 +180,13 @@ def _choose_settings(
     label = labels[best]
     trends = (_trend_per_characteristic(woe, folds, y, schema, cfg) if best == 0
               else globals_[label])
-    return label, trends, float(C_GRID[best_c])
+    margins = np.empty(len(y))
+    for k, (train, valid) in enumerate(folds):
+        chosen = owns[k] if best == 0 else trends
+        w_train, w_valid = (_mixed(woe, k, side, chosen, schema, cfg) for side in (0, 1))
+        margins[valid] = (LogisticRegression(C=C_GRID[best_c], max_iter=2000)
+                          .fit(w_train, y[train]).decision_function(w_valid))
+    return label, trends, float(C_GRID[best_c]), margins
 
 
 def choose_candidate(scores: npt.NDArray[np.float64], alpha: float = 0.05) -> tuple[int, int]:
@@ -261,6 +283,7 @@ def _export(
     selected: list[str],
     schema: DataSchema,
     scaling: PointsScaling,
+    pd_map: Calibrator | None = None,
 ) -> Scorecard:
     kinds = {c.name: c.kind for c in schema.columns}
     chars = tuple(
@@ -268,7 +291,7 @@ def _export(
         for name, coef in zip(selected, model.coef_[0], strict=True)
     )
     base = scaling.offset - scaling.factor * float(model.intercept_[0])
-    return Scorecard(chars, scaling, base)
+    return Scorecard(chars, scaling, base, pd_map)
 
 
 def _characteristic(name: str, process: BinningProcess, weight: float, kind: str) -> Characteristic:

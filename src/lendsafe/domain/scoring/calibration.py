@@ -1,4 +1,7 @@
-"""Score bands and calibration by band.
+"""Score bands, calibration by band, and calibrators (a model's log-odds → probability).
+
+A :class:`Calibrator` is plain numbers (fitted by ``adapters/ml/calibrators.py``): **Platt**,
+``pd = sigmoid(a·margin + b)``, or **centred isotonic**, straight lines between points.
 
 Bands are fixed at training time from the training scores (``quantile_edges``) and stored with
 the model, so reports on later data use the same bands. Band 1 holds the lowest (riskiest)
@@ -10,8 +13,10 @@ approved).
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -20,6 +25,50 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 Z_95 = 1.959963984540054
+PD_FLOOR = 1e-4
+
+
+@dataclass(frozen=True)
+class Calibrator:
+    """A fitted calibrator: ``method`` is ``platt`` or ``isotonic``."""
+
+    method: str
+    x: tuple[float, ...]
+    y: tuple[float, ...]
+
+    def __call__(self, margin: npt.ArrayLike) -> FloatArray:
+        values = np.asarray(margin, dtype=np.float64)
+        if self.method == "platt":
+            a, b = self.x
+            out = 0.5 * (1.0 + np.tanh(0.5 * (a * values + b)))  # the sigmoid, never overflows
+        else:
+            out = np.interp(values, self.x, self.y)
+        return np.asarray(np.clip(out, PD_FLOOR, 1.0 - PD_FLOOR), dtype=np.float64)
+
+    def one(self, margin: float) -> float:
+        """The calibrated probability of one margin (no numpy: the live scoring path)."""
+        if self.method == "platt":
+            a, b = self.x
+            z = a * margin + b
+            value = 1.0 / (1.0 + math.exp(-z)) if z >= 0 else math.exp(z) / (1.0 + math.exp(z))
+        elif margin <= self.x[0]:
+            value = self.y[0]
+        elif margin >= self.x[-1]:
+            value = self.y[-1]
+        else:
+            i = bisect.bisect_right(self.x, margin)
+            x0, x1, y0, y1 = self.x[i - 1], self.x[i], self.y[i - 1], self.y[i]
+            value = y0 + (y1 - y0) * (margin - x0) / (x1 - x0)
+        return min(max(value, PD_FLOOR), 1.0 - PD_FLOOR)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-dict form."""
+        return {"method": self.method, "x": list(self.x), "y": list(self.y)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Calibrator:
+        """Inverse of :meth:`to_dict`."""
+        return cls(str(data["method"]), tuple(data["x"]), tuple(data["y"]))
 
 
 def quantile_edges(scores: npt.ArrayLike, n_bands: int = 10) -> tuple[float, ...]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from lendsafe.domain.scoring.calibration import Calibrator
 from lendsafe.domain.scoring.scaling import PointsScaling
 from lendsafe.domain.scoring.scorecard import Bin, Characteristic, Kind, Scorecard, UnseenRule
 
@@ -47,11 +48,14 @@ def characteristic_from_dict(d: dict[str, Any]) -> Characteristic:
 
 def scorecard_to_dict(card: Scorecard) -> dict[str, Any]:
     """Plain-dict form of a scorecard."""
-    return {
+    doc = {
         "scaling": card.scaling.to_dict(),
         "base_points": card.base_points,
         "characteristics": [characteristic_to_dict(c) for c in card.characteristics],
     }
+    if card.pd_map is not None:  # absent key: the scaling's own odds (older artifacts)
+        doc["pd_map"] = card.pd_map.to_dict()
+    return doc
 
 
 def scorecard_from_dict(d: dict[str, Any]) -> Scorecard:
@@ -60,4 +64,5 @@ def scorecard_from_dict(d: dict[str, Any]) -> Scorecard:
         characteristics=tuple(characteristic_from_dict(c) for c in d["characteristics"]),
         scaling=PointsScaling.from_dict(d["scaling"]),
         base_points=float(d["base_points"]),
+        pd_map=Calibrator.from_dict(d["pd_map"]) if "pd_map" in d else None,
     )

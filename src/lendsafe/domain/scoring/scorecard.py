@@ -31,6 +31,7 @@ from functools import cached_property
 import numpy as np
 import numpy.typing as npt
 
+from lendsafe.domain.scoring.calibration import Calibrator
 from lendsafe.domain.scoring.scaling import PointsScaling
 
 FloatArray = npt.NDArray[np.float64]
@@ -215,6 +216,9 @@ class Scorecard:
     characteristics: tuple[Characteristic, ...]
     scaling: PointsScaling = field(default_factory=PointsScaling)
     base_points: float = 0.0
+    # the probability of default of a score: the scaling's own odds when None, else this
+    # calibrator applied to the scaling's log-odds of bad (fitted on out-of-fold data)
+    pd_map: Calibrator | None = None
     _table: FloatArray = field(init=False, repr=False, compare=False)
     _offsets: IntArray = field(init=False, repr=False, compare=False)
 
@@ -258,7 +262,14 @@ class Scorecard:
 
     def pd_batch(self, columns: Mapping[str, npt.ArrayLike]) -> FloatArray:
         """Probabilities of default of many applications."""
-        return self.scaling.pd_from_score(self.score_batch(columns))
+        return self.pd_from_scores(self.score_batch(columns))
+
+    def pd_from_scores(self, scores: npt.ArrayLike) -> FloatArray:
+        """Probabilities of default of scores (through ``pd_map`` when there is one)."""
+        values = np.asarray(scores, dtype=np.float64)
+        if self.pd_map is None:
+            return self.scaling.pd_from_score(values)
+        return self.pd_map((self.scaling.offset - values) / self.scaling.factor)
 
     def score_one(self, row: Mapping[str, object]) -> ScoredApplication:
         """Score one application (pure Python, no array overhead)."""
@@ -270,4 +281,5 @@ class Scorecard:
             labels[c.name] = c.label(index)
         score = self.base_points + math.fsum(points.values())
         logit = (self.scaling.offset - score) / self.scaling.factor
-        return ScoredApplication(score, 1.0 / (1.0 + math.exp(-logit)), points, labels)
+        pd = 1.0 / (1.0 + math.exp(-logit)) if self.pd_map is None else self.pd_map.one(logit)
+        return ScoredApplication(score, pd, points, labels)
