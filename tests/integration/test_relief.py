@@ -5,21 +5,27 @@ outside the event are untouched; overlapping events are refused."""
 
 from __future__ import annotations
 
+import threading
 from datetime import date, timedelta
+from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 import lendsafe.domain.ledger.restructure_posting  # noqa: F401
+from lendsafe.adapters.db import control_tables as ct
 from lendsafe.adapters.db import restructure_tables as rt
+from lendsafe.adapters.db import tables as t
 from lendsafe.adapters.db.repository import load_loan, servicing_columns
+from lendsafe.bootstrap import build
 from lendsafe.domain import events as ev
 from lendsafe.domain.lending.loan import LoanState, close_day
 from lendsafe.domain.lending.product import Term, TermUnit
 from lendsafe.domain.lending.relief import ReliefEvent, ReliefOffer, apply_relief
 from lendsafe.domain.problems import Refused
-from lendsafe.services.lending import LendingService
+from lendsafe.services.lending import Change, LendingService
 from lendsafe.services.relief import ReliefService
+from tests.integration.test_payment_reversal import assert_journal_balances, settings_with
 from tests.servicing_helpers import journal_by_loan, posted
 
 BOOKS = [("cn-bullet", 300_000, Term(30, TermUnit.DAYS)),
@@ -122,3 +128,48 @@ def test_offered_relief_is_accepted_one_loan_at_a_time(service: LendingService) 
     assert after.relief_from == date(2026, 3, 2) and after.relief_until == date(2026, 4, 30)
     with pytest.raises(Refused, match="no open offer"):
         relief.accept(event_id, covered[1], "borrower")
+
+
+def test_chunks_applied_at_once_keep_the_ledger_and_audit_whole(
+        tmp_path: Path, database_url: str) -> None:
+    """Every listener wired (audit, ledger sealing, reminders). On PostgreSQL two chunks
+    run at once: a first listener holds each chunk's transaction open until the other has
+    reached the same point, so both seal concurrently. Afterwards every covered loan is
+    where the pure reference puts it, each chunk left one audit record, the journal
+    balances and the verifiable log verifies."""
+    container = build(settings_with(tmp_path, database_url))
+    try:
+        lending = container.lending
+        lending.initialise(date(2026, 3, 2))
+        relief = ReliefService(lending, chunk_size=3)
+        meeting = threading.Barrier(2, timeout=30)
+        chunks = []
+
+        def hold(change: Change) -> None:
+            if change.action == "relief.apply":
+                chunks.append(change)
+                if relief.workers > 1 and len(chunks) <= 2:
+                    meeting.wait()  # both chunk transactions are open here
+
+        lending.listeners.insert(0, hold)
+        covered, outside = _book(lending)
+        lending.close_business(date(2026, 4, 14))  # penalties to waive: journal transfers
+        with container.engine.connect() as connection:
+            reference = {i: load_loan(connection, i).state for i in covered + outside}
+        event_id = relief.declare(EVENT)["event_id"]
+        on = lending.open_date()
+        assert relief.apply(event_id)["loans_covered"] == len(covered)
+        assert relief.workers == (2 if container.engine.dialect.name == "postgresql" else 1)
+        for loan_id in covered:
+            reference[loan_id], _ = apply_relief(reference[loan_id], EVENT, event_id, on)
+        _check_equal(lending, reference)
+        with container.engine.connect() as connection:
+            audited = connection.execute(select(func.count()).select_from(
+                ct.audit_records).where(ct.audit_records.c.action == "relief.apply")).scalar()
+            waived = connection.execute(select(func.count()).select_from(t.journal).where(
+                t.journal.c.reference == f"relief:{event_id}")).scalar()
+        assert audited == len(chunks) >= 2
+        assert waived and waived > 0
+        assert_journal_balances(container)
+    finally:
+        container.engine.dispose()

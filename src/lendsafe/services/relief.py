@@ -7,7 +7,9 @@ penalty with journal transfers, flag credit reporting, and publish one
 ``Change(action="relief.apply")`` per chunk with a ``ReliefApplied`` event per loan (audit,
 ledger sealing and reminders listen). A chunk is guarded by the ``relief_applications``
 row (status ``pending`` inside the transaction), so a run killed midway and run again
-finishes where one clean run would. A relief deferral moves dates only, so the old
+finishes where one clean run would. On PostgreSQL two chunks run at once, each on its own
+connection (their id ranges are disjoint; the ledger sealer serialises them on its state
+row); on SQLite, one after another. A relief deferral moves dates only, so the old
 schedule is not copied: it is the current one with every instalment due on or after
 ``applied_day + deferral_days`` moved back ``deferral_days`` (``relief_applications``
 keeps both); an accepted offer and every restructuring copy the old rows to
@@ -20,6 +22,7 @@ from __future__ import annotations
 import json
 import tomllib
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -125,10 +128,15 @@ def _cursor(event: ReliefEvent, dialect: str) -> str:
 class ReliefService:
     """Relief events over one database."""
 
-    def __init__(self, lending: LendingService, chunk_size: int = 20_000) -> None:
+    def __init__(self, lending: LendingService, chunk_size: int = 20_000,
+                 workers: int = 2) -> None:
         self.lending = lending
         self.engine = lending.engine
         self.chunk_size = chunk_size
+        # PostgreSQL: chunks (disjoint id ranges, one transaction each) run on this many
+        # connections at once, one server process per core; ledger sealing serialises on
+        # its state row as concurrent payments do. SQLite has one writer: one at a time.
+        self.workers = workers if self.engine.dialect.name == "postgresql" else 1
 
     def events(self, connection: Connection) -> list[tuple[int, ReliefEvent]]:
         """Every declared event."""
@@ -174,13 +182,22 @@ class ReliefService:
         problems = window_problems(event, on)
         if problems:
             raise Refused(problems)
+        ranges = [] if bounds[0] is None else [
+            (lo, min(lo + self.chunk_size - 1, int(bounds[1])))
+            for lo in range(int(bounds[0]), int(bounds[1]) + 1, self.chunk_size)]
         covered = 0
-        if bounds[0] is not None:
-            for lo in range(int(bounds[0]), int(bounds[1]) + 1, self.chunk_size):
-                hi = min(lo + self.chunk_size - 1, int(bounds[1]))
-                covered += self._chunk(event_id, event, on, lo, hi, actor)
-                if progress is not None:
-                    progress(hi - lo + 1)
+        with ThreadPoolExecutor(max(1, min(self.workers, len(ranges)))) as pool:
+            running = {pool.submit(self._chunk, event_id, event, on, lo, hi, actor): hi - lo + 1
+                       for lo, hi in ranges}
+            try:
+                for done in as_completed(running):
+                    covered += done.result()  # the first failure stops the run (see above)
+                    if progress is not None:
+                        progress(running[done])
+            except BaseException:
+                for future in running:
+                    future.cancel()  # chunks not started stay unapplied; a rerun does them
+                raise
         return {"event_id": event_id, "business_date": on.isoformat(), "loans_covered": covered,
                 "mode": event.mode, "deferral_days": event.offer.deferral_days}
 
