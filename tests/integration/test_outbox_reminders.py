@@ -229,8 +229,8 @@ def test_stuck_lease_is_recovered_without_a_double(service: LendingService,
     fake = FakeProvider(deliver=True)
     crashed = _worker(service.engine, fake, T0_AT)
     with service.engine.begin() as connection:  # claim, send, then "die" before recording
-        rows = dstore.claim(connection, "dead:1", T0_AT, timedelta(seconds=30), 10)
-        context = dstore.load_context(connection, rows, T0_AT)
+        rows, context = dstore.claim_batch(connection, "dead:1", T0_AT,
+                                           timedelta(seconds=30), 10)
     from lendsafe.services.reminder_dispatch import _Batch
 
     batch = _Batch(T0_AT)

@@ -702,27 +702,20 @@ def _describe_write_off(connection: Connection, action: PendingAction) -> dict[s
                       "penalty_receivable_minor": 0}}
 
 
-def _apply_product_change(lending: LendingService) -> ApplyHandler:
+def _apply_catalogue_change(change: Callable[[Connection, str, dict[str, Any], str],
+                                              dict[str, Any]],
+                            prefix: str) -> ApplyHandler:
+    """A product or jurisdiction change: ``payload.changes`` applied to the target named
+    ``prefix``+id by ``change`` (a lending use case) in the approval's transaction."""
     def apply(connection: Connection, action: PendingAction, checker: str) -> dict[str, Any]:
         changes = action.payload.get("changes", {})
         if not isinstance(changes, dict):
             raise Refused([Problem("control.payload", "payload.changes must be an object")])
         try:
-            return lending.change_product(connection, action.target.removeprefix("product:"),
-                                          dict(changes), actor=f"{action.maker} + {checker}")
+            return change(connection, action.target.removeprefix(prefix), dict(changes),
+                          f"{action.maker} + {checker}")
         except NotFound:
-            raise LookupError("product not found") from None
-
-    return apply
-
-
-def _apply_jurisdiction_change(lending: LendingService) -> ApplyHandler:
-    def apply(connection: Connection, action: PendingAction, checker: str) -> dict[str, Any]:
-        changes = action.payload.get("changes", {})
-        if not isinstance(changes, dict):
-            raise Refused([Problem("control.payload", "payload.changes must be an object")])
-        return lending.change_jurisdiction(connection, action.target.removeprefix(
-            "jurisdiction:"), dict(changes), actor=f"{action.maker} + {checker}")
+            raise LookupError(f"{prefix.rstrip(':')} not found") from None
 
     return apply
 
@@ -737,11 +730,13 @@ def register_builtin_actions(security: Security, lending: LendingService) -> Non
                                        _describe_payment_reversal(lending))
     security.register_sensitive_action("loan.write_off", _apply_write_off(lending),
                                        "approve.write_off", _describe_write_off)
-    security.register_sensitive_action("product.change", _apply_product_change(lending),
-                                       "approve.product.change")
-    security.register_sensitive_action("jurisdiction.change",
-                                       _apply_jurisdiction_change(lending),
-                                       "approve.jurisdiction.change")
+    security.register_sensitive_action(
+        "product.change", _apply_catalogue_change(lending.change_product, "product:"),
+        "approve.product.change")
+    security.register_sensitive_action(
+        "jurisdiction.change",
+        _apply_catalogue_change(lending.change_jurisdiction, "jurisdiction:"),
+        "approve.jurisdiction.change")
 
 
 __all__ = ["KeyRingError", "Security", "SensitiveAction", "build_security",

@@ -63,7 +63,7 @@ def refresh_all(connection: Connection, catalogue: Catalogue, texts: dict[str, s
 
 
 def change(connection: Connection, catalogue: Catalogue, code: str, changes: dict[str, Any],
-           publish: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+           publish: Callable[[], None]) -> dict[str, Any]:
     """Validate and store a changed jurisdiction in the caller's transaction (the approval's);
     ``publish`` announces it (audit, ledger); this process's catalogue follows on commit."""
     text = connection.execute(select(t.jurisdictions.c.definition).where(
@@ -90,7 +90,7 @@ def change(connection: Connection, catalogue: Catalogue, code: str, changes: dic
     connection.execute(update(t.jurisdictions).where(t.jurisdictions.c.code == code).values(
         definition=json.dumps(after, sort_keys=True)))
     document = {"jurisdiction": code, "before": before, "after": after}
-    publish(document)
+    publish()
     event.listen(connection, "commit",
                  lambda _c: catalogue.jurisdictions.__setitem__(code, rules), once=True)
     return document

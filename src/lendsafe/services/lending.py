@@ -495,7 +495,7 @@ class LendingService:
         """Change a jurisdiction's stored rules (an approved ``jurisdiction.change``) in the
         caller's transaction; published as a ``jurisdiction.change`` change."""
         on = self.open_date(connection)
-        result = jurisdictions.change(connection, self.catalogue, code, changes, lambda doc: (
+        result = jurisdictions.change(connection, self.catalogue, code, changes, lambda: (
             self.publish(Change(connection, "jurisdiction.change", actor, on, (),
                                 f"jurisdiction:{code}", schedule_changed=False))))
         bump_catalogue_version(connection)

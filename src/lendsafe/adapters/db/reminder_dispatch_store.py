@@ -27,11 +27,8 @@ from functools import lru_cache
 from typing import Any, NamedTuple
 
 from sqlalchemy import (
-    ARRAY,
-    BigInteger,
     Connection,
     and_,
-    any_,
     case,
     exists,
     func,
@@ -42,11 +39,8 @@ from sqlalchemy import (
     update,
 )
 
-from lendsafe.adapters.db import tables as t
 from lendsafe.adapters.db.reminder_store import CLAIMABLE, aware, outstanding_amount
 from lendsafe.adapters.db.reminder_tables import (
-    reminder_addresses,
-    reminder_contacts,
     reminders,
 )
 
@@ -73,16 +67,12 @@ class ContactRow(NamedTuple):
     opt_outs: str
 
 
-def claim(connection: Connection, owner: str, now: datetime, lease: timedelta,
-          limit: int) -> list[dict[str, Any]]:
-    """Lease up to ``limit`` due steps to ``owner``; ``was_inflight`` flags crash recovery.
-
-    A step whose loan has another step under a live lease is left alone (caps across
-    workers, see the module docstring).
-    """
-    if connection.dialect.name == "postgresql":
-        return [_claimed(row) for row in _claim_postgres(connection, owner, now, lease, limit,
-                                                         with_context=False)]
+def _claim_sqlite(connection: Connection, owner: str, now: datetime, lease: timedelta,
+                  limit: int) -> list[dict[str, Any]]:
+    """SQLite's claim (its single writer is the lease's serialisation): lease up to
+    ``limit`` due steps to ``owner``; ``was_inflight`` flags crash recovery. A step whose
+    loan has another step under a live lease is left alone (caps across workers, see the
+    module docstring)."""
     r = reminders.c
     sibling = reminders.alias("sibling")
     busy = exists().where(sibling.c.loan_id == r.loan_id, sibling.c.lease_until > now)
@@ -108,13 +98,15 @@ def claim(connection: Connection, owner: str, now: datetime, lease: timedelta,
 
 def claim_batch(connection: Connection, owner: str, now: datetime, lease: timedelta,
                 limit: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """:func:`claim` and :func:`load_context` together (one round trip on PostgreSQL)."""
+    """Lease up to ``limit`` due steps to ``owner`` and load what sending them needs
+    (contacts, addresses, instalment balances, recent contacts): one statement on
+    PostgreSQL, a claim and four reads on SQLite."""
     if connection.dialect.name != "postgresql":
-        rows = claim(connection, owner, now, lease, limit)
-        return rows, (load_context(connection, rows, now) if rows else _no_context())
+        rows = _claim_sqlite(connection, owner, now, lease, limit)
+        return rows, (_load_context_sqlite(connection, rows, now) if rows else _no_context())
     context = _no_context()
     rows = [_with_context(row, context)
-            for row in _claim_postgres(connection, owner, now, lease, limit, with_context=True)]
+            for row in _claim_postgres(connection, owner, now, lease, limit)]
     return rows, context
 
 
@@ -139,7 +131,6 @@ _PG_LEASE = (
     # ANY(ARRAY(...)) makes the planner probe the primary key instead of scanning the table
     " FROM picked WHERE r.id = ANY(ARRAY(SELECT id FROM picked)) AND r.id = picked.id"
     " RETURNING {returning}, picked.was_inflight) ")
-_PG_PLAIN = "SELECT * FROM claimed"
 _PG_WITH_CONTEXT = (
     "SELECT k.*, ct.time_zone AS ctx_time_zone, ct.quiet_hours AS ctx_quiet_hours,"
     " ct.opt_outs AS ctx_opt_outs, installments.due_date AS ctx_due_date,"
@@ -155,22 +146,20 @@ _PG_WITH_CONTEXT = (
 
 
 @lru_cache(maxsize=64)
-def _pg_claim_sql(limit: int, with_context: bool, outstanding: str) -> str:
+def _pg_claim_sql(limit: int, outstanding: str) -> str:
     returning = ", ".join(f"r.{c}" for c in _CLAIM_COLUMNS if c != "inflight")
-    head = _PG_LEASE.format(limit=int(limit), returning=returning)
-    if not with_context:
-        return head + _PG_PLAIN
-    return head + _PG_WITH_CONTEXT.format(outstanding=outstanding)
+    return (_PG_LEASE.format(limit=int(limit), returning=returning)
+            + _PG_WITH_CONTEXT.format(outstanding=outstanding))
 
 
 _OUTSTANDING_SQL: list[str] = []  # the shared expression, compiled once (same text on both)
 
 
 def _claim_postgres(connection: Connection, owner: str, now: datetime, lease: timedelta,
-                    limit: int, *, with_context: bool) -> list[dict[str, Any]]:
+                    limit: int) -> list[dict[str, Any]]:
     """Serialise claims (advisory lock), then pick, lease and return in one statement."""
     connection.exec_driver_sql("SELECT pg_advisory_xact_lock(%s, %s)", CLAIM_LOCK_KEY)
-    sql = _pg_claim_sql(limit, with_context, _outstanding_sql(connection))
+    sql = _pg_claim_sql(limit, _outstanding_sql(connection))
     result = connection.exec_driver_sql(sql, {
         "now": now, "until": now + lease, "owner": owner,
         "history_since": now - _HISTORY_WINDOW})
@@ -178,11 +167,6 @@ def _claim_postgres(connection: Connection, owner: str, now: datetime, lease: ti
     rows = [dict(zip(keys, row, strict=True)) for row in result.fetchall()]
     rows.sort(key=lambda row: row["id"])
     return rows
-
-
-def _claimed(row: dict[str, Any]) -> dict[str, Any]:
-    row["expires_at"] = aware(row["expires_at"])
-    return row
 
 
 def _with_context(row: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
@@ -206,13 +190,6 @@ def _with_context(row: dict[str, Any], context: dict[str, Any]) -> dict[str, Any
     return row
 
 
-def _among(connection: Connection, column: Any, values: Sequence[int]) -> Any:
-    """``column IN values``; one array parameter on PostgreSQL instead of a long list."""
-    if connection.dialect.name == "postgresql":
-        return column == any_(literal(list(values), ARRAY(BigInteger)))
-    return column.in_(values)
-
-
 _SQLITE_AMONG = " IN (SELECT value FROM json_each(?))"  # one JSON parameter, not 1,000
 _SQLITE_CONTEXT = (
     "SELECT borrower_id, time_zone, quiet_hours, opt_outs FROM reminder_contacts"
@@ -228,7 +205,7 @@ _SQLITE_CONTEXT = (
 
 def _load_context_sqlite(connection: Connection, rows: Sequence[Mapping[str, Any]],
                          now: datetime) -> dict[str, Any]:
-    """:func:`load_context` on SQLite: four plain statements, rows read as tuples."""
+    """The claimed batch's context on SQLite: four plain statements, rows read as tuples."""
     borrowers = json.dumps(sorted({row["borrower_id"] for row in rows}))
     loans = json.dumps(sorted({row["loan_id"] for row in rows}))
     run = connection.exec_driver_sql
@@ -252,34 +229,6 @@ def _outstanding_sql(connection: Connection) -> str:
     if not _OUTSTANDING_SQL:
         _OUTSTANDING_SQL.append(str(outstanding_amount().compile(dialect=connection.dialect)))
     return _OUTSTANDING_SQL[0]
-
-
-def load_context(connection: Connection, rows: Sequence[Mapping[str, Any]],
-                 now: datetime) -> dict[str, Any]:
-    """Contacts, addresses, instalment balances and recent contacts for a claimed batch."""
-    if connection.dialect.name == "sqlite":
-        return _load_context_sqlite(connection, rows, now)
-    c, a, i, r = reminder_contacts.c, reminder_addresses.c, t.installments.c, reminders.c
-    borrower_ids = sorted({row["borrower_id"] for row in rows})
-    loan_ids = sorted({row["loan_id"] for row in rows})
-    contacts = {row.borrower_id: row for row in connection.execute(
-        select(c.borrower_id, c.time_zone, c.quiet_hours, c.opt_outs)
-        .where(_among(connection, c.borrower_id, borrower_ids)))}
-    addresses: dict[int, dict[str, tuple[str, str]]] = {}
-    for row in connection.execute(select(a.borrower_id, a.channel, a.address_sealed, a.key_id)
-                                  .where(_among(connection, a.borrower_id, borrower_ids))):
-        addresses.setdefault(row.borrower_id, {})[row.channel] = (row.address_sealed, row.key_id)
-    balances = {(row.loan_id, row.seq): (row.due_date, int(row.outstanding))
-                for row in connection.execute(
-                    select(i.loan_id, i.seq, i.due_date, outstanding_amount().label("outstanding"))
-                    .where(_among(connection, i.loan_id, loan_ids)))}
-    history: dict[int, list[datetime]] = {}
-    for row in connection.execute(select(r.loan_id, r.sent_at).where(
-            _among(connection, r.loan_id, loan_ids), r.sent_at.is_not(None),
-            r.sent_at > now - _HISTORY_WINDOW)):
-        history.setdefault(row.loan_id, []).append(aware(row.sent_at))
-    return {"contacts": contacts, "addresses": addresses, "balances": balances,
-            "history": history}
 
 
 _RECORD_STEP = (
