@@ -64,7 +64,7 @@ class AuditLog:
             "after": None if after is None else canonical_json(after),
             "reason": reason,
         }
-        result = connection.execute(insert(ct.audit_records).values(values))
+        result = connection.execute(_INSERT_RECORD, values)
         return int(result.inserted_primary_key[0])  # type: ignore[index]
 
     def on_change(self, change: Any) -> None:
@@ -72,6 +72,9 @@ class AuditLog:
         after = {"events": [_event_document(e) for e in change.events]}
         self.record(change.connection, actor=change.actor, action=change.action,
                     target=change.target, after=after, business_date=change.business_date)
+
+
+_INSERT_RECORD = insert(ct.audit_records)  # built once: every change writes one record
 
 
 def _bounds(start: date, end: date) -> tuple[int, int]:

@@ -38,7 +38,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, event, insert, select
+from sqlalchemy import Connection, Engine, bindparam, event, insert, select
 
 from lendsafe.adapters.db import ledger_tables as lt
 from lendsafe.adapters.db import tables as t
@@ -78,6 +78,14 @@ SEAL_CHUNK = 100_000
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+# every change seals: the state row's statements are built once
+_STATE_PLAIN = select(lt.ledger_state).where(lt.ledger_state.c.id == 1)
+_STATE = {False: _STATE_PLAIN, True: _STATE_PLAIN.with_for_update()}
+_SAVE_STATE = lt.ledger_state.update().where(lt.ledger_state.c.id == 1).values(
+    size=bindparam("v_size"), frontier=bindparam("v_frontier"),
+    journal_watermark=bindparam("v_journal"), audit_watermark=bindparam("v_audit"))
 
 
 class LedgerError(RuntimeError):
@@ -177,10 +185,8 @@ class Ledger:
 
     @staticmethod
     def _state(connection: Connection, lock: bool = False) -> Any:
-        query = select(lt.ledger_state).where(lt.ledger_state.c.id == 1)
-        if lock and connection.dialect.name == "postgresql":
-            query = query.with_for_update()
-        row = connection.execute(query).first()
+        row = connection.execute(
+            _STATE[lock and connection.dialect.name == "postgresql"]).first()
         if row is None:
             raise LedgerError("the ledger has no state row (ledger_state is empty)")
         return row
@@ -259,9 +265,9 @@ class Ledger:
     @staticmethod
     def _save_state(connection: Connection, frontier: MerkleFrontier, journal_mark: int,
                     audit_mark: int) -> None:
-        connection.execute(lt.ledger_state.update().where(lt.ledger_state.c.id == 1).values(
-            size=frontier.size, frontier=frontier.to_bytes(), journal_watermark=journal_mark,
-            audit_watermark=audit_mark))
+        connection.execute(_SAVE_STATE, {
+            "v_size": frontier.size, "v_frontier": frontier.to_bytes(),
+            "v_journal": journal_mark, "v_audit": audit_mark})
 
     @staticmethod
     def _save_gaps(connection: Connection,

@@ -23,7 +23,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Engine, event, func, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, event, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from lendsafe.adapters.db import decision_tables as dt
@@ -145,7 +145,7 @@ class LendingService:
         if connection is None:
             with self.engine.connect() as conn:
                 return self.open_date(conn)
-        row = connection.execute(select(t.business_calendar.c.open_date)).first()
+        row = connection.execute(_OPEN_DATE).first()
         if row is None:
             raise Refused([Problem("business_date.unset", "the business date is not set; run "
                                    "`lendsafe init --date YYYY-MM-DD` (or `lendsafe demo`)")])
@@ -284,8 +284,8 @@ class LendingService:
         append_journal(connection, events, reference=f"payment:{payment_id}")
         response = self._payment_response(payment_id, record.currency, amount_minor, on,
                                           allocation, new_state.status, state.status)
-        connection.execute(update(t.payments).where(t.payments.c.id == payment_id)
-                           .values(response=json.dumps(response, sort_keys=True)))
+        connection.execute(_SET_RESPONSE, {"b_id": payment_id,
+                                           "v_response": json.dumps(response, sort_keys=True)})
         dates = [(i.seq, i.due_date) for i in state.installments]
         changed = dates != [(i.seq, i.due_date) for i in new_state.installments]
         self.publish(Change(connection, "loan.pay", actor, on, tuple(events),
@@ -303,7 +303,7 @@ class LendingService:
             "recovery_minor": amount if recovery else 0, "response": "{}",
             "created_at": self.clock(),
         }
-        result = connection.execute(insert(t.payments).values(values))
+        result = connection.execute(_INSERT_PAYMENT, values)
         return int(result.inserted_primary_key[0])  # type: ignore[index]
 
     @staticmethod
@@ -325,8 +325,7 @@ class LendingService:
 
     @staticmethod
     def _replay(connection: Connection, key: str, fingerprint: str) -> dict[str, Any] | None:
-        row = connection.execute(select(t.payments).where(
-            t.payments.c.idempotency_key == key)).first()
+        row = connection.execute(_PAYMENT_BY_KEY, {"b_key": key}).first()
         if row is None:
             return None
         if row.request_hash != fingerprint:
@@ -833,3 +832,12 @@ def bump_catalogue_version(connection: Connection) -> None:
     if not connection.execute(update(t.catalogue_state).where(t.catalogue_state.c.id == 1)
                               .values(version=t.catalogue_state.c.version + 1)).rowcount:
         connection.execute(insert(t.catalogue_state).values(id=1, version=1))
+
+
+# statements every use case or payment runs, built once (building and keying them cost
+# more than running them)
+_OPEN_DATE = select(t.business_calendar.c.open_date)
+_INSERT_PAYMENT = insert(t.payments)
+_PAYMENT_BY_KEY = select(t.payments).where(t.payments.c.idempotency_key == bindparam("b_key"))
+_SET_RESPONSE = update(t.payments).where(t.payments.c.id == bindparam("b_id")).values(
+    response=bindparam("v_response"))

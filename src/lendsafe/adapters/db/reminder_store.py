@@ -29,6 +29,7 @@ from sqlalchemy import (
     String,
     Table,
     and_,
+    bindparam,
     case,
     cast,
     exists,
@@ -411,20 +412,34 @@ def _fill_slots(connection: Connection, rows: Sequence[Mapping[str, Any]]) -> No
 
 def cancel_stale(connection: Connection, loan_ids: Sequence[int], now: datetime) -> int:
     """Cancel open steps of ``loan_ids`` whose instalment is settled or no longer scheduled."""
+    if len(loan_ids) <= SHORT_SCOPE:  # a booking, a payment: one statement built once
+        if not _CANCEL_SHORT:
+            _CANCEL_SHORT.append(_cancel_statement(
+                lambda column: column.in_(bindparam("ids", expanding=True)), None))
+        result = connection.execute(_CANCEL_SHORT[0], {"ids": list(loan_ids), "now": now})
+    else:  # a relief chunk: the scope table, and the instalments of the id range only
+        span = (min(loan_ids), max(loan_ids))
+        result = connection.execute(_cancel_statement(loans_in(connection, loan_ids), span),
+                                    {"now": now})
+    return int(result.rowcount or 0)
+
+
+_CANCEL_SHORT: list[Any] = []
+
+
+def _cancel_statement(among: Callable[[Any], Any], span: tuple[int, int] | None) -> Any:
     r, i = reminders.c, t.installments.c
     same = and_(i.loan_id == r.loan_id, i.seq == r.installment_seq)
-    if len(loan_ids) > SHORT_SCOPE:  # the instalments of the id range, not the whole table
-        same = and_(same, i.loan_id.between(min(loan_ids), max(loan_ids)))
+    if span is not None:
+        same = and_(same, i.loan_id.between(*span))
     live = exists().where(same, i.due_date == r.due_date, outstanding_amount() > 0)
     settled = exists().where(same, outstanding_amount() <= 0)
     reason = case((settled, "instalment settled"), else_="schedule changed")
-    result = connection.execute(
-        update(reminders)
-        .where(loans_in(connection, loan_ids)(r.loan_id), r.status.in_(OPEN_STATUSES),
-               r.inflight == False, not_(live),  # noqa: E712
-               not_(r.step_key.like(NOTICE_KEY_PREFIX + "%")))  # an event notice still goes
-        .values(status="cancelled", reason=reason, updated_at=now))
-    return int(result.rowcount or 0)
+    return (update(reminders)
+            .where(among(r.loan_id), r.status.in_(OPEN_STATUSES),
+                   r.inflight == False, not_(live),  # noqa: E712
+                   not_(r.step_key.like(NOTICE_KEY_PREFIX + "%")))  # an event notice still goes
+            .values(status="cancelled", reason=reason, updated_at=bindparam("now")))
 
 
 def cancel_charged_off(connection: Connection, day: date, now: datetime) -> int:

@@ -15,7 +15,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 
 from lendsafe.adapters.db import tables as t
 from lendsafe.domain import events as ev
@@ -215,20 +215,21 @@ def _state_from_rows(row: Any, rows: Sequence[Any]) -> LoanState:
     )
 
 
+_LOAD_LOAN_PLAIN = select(t.loans, t.servicing_rules.c.rules.label("rules_json")).join(
+    t.servicing_rules, t.servicing_rules.c.id == t.loans.c.rules_id).where(
+    t.loans.c.id == bindparam("b_id"))
+_LOAD_LOAN = {False: _LOAD_LOAN_PLAIN, True: _LOAD_LOAN_PLAIN.with_for_update(of=t.loans)}
+_LOAD_INSTALLMENTS = select(t.installments).where(
+    t.installments.c.loan_id == bindparam("b_loan")).order_by(t.installments.c.seq)
+
+
 def load_loan(connection: Connection, loan_id: int, *, for_update: bool = False) -> LoanRecord:
     """Read a loan and its instalments (locking the loan row on PostgreSQL if asked)."""
-    query = select(t.loans, t.servicing_rules.c.rules.label("rules_json")).join(
-        t.servicing_rules, t.servicing_rules.c.id == t.loans.c.rules_id).where(
-        t.loans.c.id == loan_id)
-    if for_update and connection.dialect.name == "postgresql":
-        query = query.with_for_update(of=t.loans)
-    row = connection.execute(query).first()
+    locking = for_update and connection.dialect.name == "postgresql"
+    row = connection.execute(_LOAD_LOAN[locking], {"b_id": loan_id}).first()
     if row is None:
         raise NotFound(f"loan {loan_id} does not exist")
-    rows = connection.execute(
-        select(t.installments).where(t.installments.c.loan_id == loan_id)
-        .order_by(t.installments.c.seq)
-    ).all()
+    rows = connection.execute(_LOAD_INSTALLMENTS, {"b_loan": loan_id}).all()
     return LoanRecord(
         loan_id=row.id,
         borrower_id=row.borrower_id,
@@ -253,16 +254,36 @@ def save_state(connection: Connection, state: LoanState, *, was: LoanState | Non
     (default: its last closed date); a loan that is not charged off has none.
     """
     values = servicing_columns(state)
-    values["version"] = t.loans.c.version + 1
     if state.status is LoanStatus.CHARGED_OFF and (was is None or was.status != state.status):
         values["charged_off_on"] = charged_off_on or state.last_closed
     elif state.status is not LoanStatus.CHARGED_OFF:
         values["charged_off_on"] = None
-    connection.execute(update(t.loans).where(t.loans.c.id == state.loan_id).values(values))
+    connection.execute(_save_loan_statement(tuple(values)),
+                       {f"v_{name}": value for name, value in values.items()}
+                       | {"b_id": state.loan_id})
     if was is None or was.installments != state.installments:
         rows = installment_rows(state.loan_id, state.installments)
-        connection.execute(delete(t.installments).where(t.installments.c.loan_id == state.loan_id))
+        connection.execute(_DELETE_INSTALLMENTS, {"b_loan": state.loan_id})
         connection.execute(insert(t.installments), rows)
+
+
+# Statements the servicing hot path runs thousands of times are built once: building an
+# UPDATE of 25 columns and deriving its cache key cost more than executing it (a payment
+# runs about twenty statements).
+_SAVE_LOAN: dict[tuple[str, ...], Any] = {}
+_DELETE_INSTALLMENTS = delete(t.installments).where(
+    t.installments.c.loan_id == bindparam("b_loan"))
+
+
+def _save_loan_statement(names: tuple[str, ...]) -> Any:
+    """UPDATE of the loan row setting ``names`` (bound as ``v_<name>``) and the version."""
+    statement = _SAVE_LOAN.get(names)
+    if statement is None:
+        values: dict[str, Any] = {name: bindparam(f"v_{name}") for name in names}
+        values["version"] = t.loans.c.version + 1
+        statement = update(t.loans).where(t.loans.c.id == bindparam("b_id")).values(values)
+        _SAVE_LOAN[names] = statement
+    return statement
 
 
 def append_journal(
