@@ -823,8 +823,7 @@ def quote_document(quote: Quote) -> dict[str, Any]:
 
 def catalogue_version(connection: Connection) -> int:
     """How many product and jurisdiction changes have been approved (0 before the first)."""
-    return int(connection.execute(select(t.catalogue_state.c.version).where(
-        t.catalogue_state.c.id == 1)).scalar() or 0)
+    return int(connection.execute(_CATALOGUE_VERSION).scalar() or 0)
 
 
 def bump_catalogue_version(connection: Connection) -> None:
@@ -837,6 +836,7 @@ def bump_catalogue_version(connection: Connection) -> None:
 # statements every use case or payment runs, built once (building and keying them cost
 # more than running them)
 _OPEN_DATE = select(t.business_calendar.c.open_date)
+_CATALOGUE_VERSION = select(t.catalogue_state.c.version).where(t.catalogue_state.c.id == 1)
 _INSERT_PAYMENT = insert(t.payments)
 _PAYMENT_BY_KEY = select(t.payments).where(t.payments.c.idempotency_key == bindparam("b_key"))
 _SET_RESPONSE = update(t.payments).where(t.payments.c.id == bindparam("b_id")).values(

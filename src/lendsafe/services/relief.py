@@ -186,7 +186,13 @@ class ReliefService:
             (lo, min(lo + self.chunk_size - 1, int(bounds[1])))
             for lo in range(int(bounds[0]), int(bounds[1]) + 1, self.chunk_size)]
         covered = 0
-        with ThreadPoolExecutor(max(1, min(self.workers, len(ranges)))) as pool:
+        if self.workers == 1 or len(ranges) < 2:  # SQLite (an in-memory one is per thread)
+            for lo, hi in ranges:
+                covered += self._chunk(event_id, event, on, lo, hi, actor)
+                if progress is not None:
+                    progress(hi - lo + 1)
+            return self._applied(event_id, event, on, covered)
+        with ThreadPoolExecutor(min(self.workers, len(ranges))) as pool:
             running = {pool.submit(self._chunk, event_id, event, on, lo, hi, actor): hi - lo + 1
                        for lo, hi in ranges}
             try:
@@ -198,6 +204,10 @@ class ReliefService:
                 for future in running:
                     future.cancel()  # chunks not started stay unapplied; a rerun does them
                 raise
+        return self._applied(event_id, event, on, covered)
+
+    @staticmethod
+    def _applied(event_id: int, event: ReliefEvent, on: date, covered: int) -> dict[str, Any]:
         return {"event_id": event_id, "business_date": on.isoformat(), "loans_covered": covered,
                 "mode": event.mode, "deferral_days": event.offer.deferral_days}
 

@@ -166,9 +166,9 @@ installments = Table(
     Column("fee_recognized_minor", BigInteger, nullable=False, default=0),
 )
 
-# PostgreSQL: half of every page free, so moving an instalment's dates (a deferral, a
-# due-date change) or recording a payment on it is a heap-only (HOT) update: instalments are
-# rewritten several times in their life and only the primary key indexes them
+# PostgreSQL: half of every page free, so the set-based updates of instalments (a relief
+# deferral moving their dates, close of business recognising interest) are heap-only (HOT):
+# only the primary key indexes them. (A payment rewrites its loan's rows instead.)
 event.listen(installments, "after_create",
              DDL("ALTER TABLE installments SET (fillfactor = 50)")  # type: ignore[no-untyped-call]
              .execute_if(dialect="postgresql"))
