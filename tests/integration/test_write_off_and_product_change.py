@@ -26,7 +26,9 @@ from lendsafe.domain.problems import Refused
 from lendsafe.services.access import Forbidden
 from tests.integration.test_payment_reversal import (
     MAKER,
+    SCENARIOS,
     START,
+    _run,
     assert_journal_balances,
     assert_receivables_equal_journal,
     balances,
@@ -250,3 +252,23 @@ def test_an_invalid_jurisdiction_change_is_refused_and_changes_nothing(
             t.jurisdictions.c.code == "CN")).scalar_one())
     assert stored["annual_cost_cap"] == "0.24"
     assert container.lending.book("ok", "cn-bullet", 100_000, parse_term("14d")) > 0
+
+
+def test_a_payment_booked_under_an_older_product_definition_is_still_reversed(
+        container: Container) -> None:
+    """The reversal replays the loan from its booking with the schedule-shaping fields it
+    was booked with (stored with the loan), not with the product as changed since."""
+    loan_a, loan_b, payment_id = _run(container.lending, SCENARIOS["annuity-middle"], "old")
+    action = container.security.propose(MAKER, "product.change", "product:cn-annuity", {
+        "changes": {"rolling": "none", "calendar": "none", "fee_mode": "deducted"}},
+        "new product terms")
+    assert container.security.decide(RISK, action["id"], approve=True)["status"] == "approved"
+    result = reverse(container, payment_id)
+    assert result["loan_id"] == loan_a
+    with container.engine.connect() as connection:
+        assert comparable(load_loan(connection, loan_a).state) == comparable(
+            load_loan(connection, loan_b).state)
+        booked = load_loan(connection, loan_a).booking_terms
+    assert booked == {"calendar": "CN", "fee_mode": "financed", "rate_basis": "annual",
+                      "rolling": "following"}
+    assert_journal_balances(container)

@@ -15,6 +15,7 @@ force; editing the file later does not change a product already registered.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Callable
@@ -46,7 +47,7 @@ from lendsafe.adapters.db.repository import (
     trial_balance_by_currency,
 )
 from lendsafe.domain import events as ev
-from lendsafe.domain.calendar import day_number
+from lendsafe.domain.calendar import Rolling, day_number
 from lendsafe.domain.lending.loan import (
     LoanState,
     LoanStatus,
@@ -63,8 +64,10 @@ from lendsafe.domain.lending.payments import (
     replay,
 )
 from lendsafe.domain.lending.product import (
+    FeeMode,
     LoanType,
     Product,
+    RateBasis,
     Term,
     product_definition,
     product_from_mapping,
@@ -242,6 +245,7 @@ class LendingService:
             "annual_rate_disclosed": format_rate(quote.annual_rate_disclosed, 6),
             "disbursed_on": on, "maturity_date": schedule.maturity_date,
             "term": str(quote.terms.term),
+            "booking_terms": json.dumps(booking_terms(product), sort_keys=True),
             "penalty_rate_ppm": rules.penalty_rate_ppm, "grace_days": rules.grace_days,
             "charge_off_days": rules.charge_off_days, **servicing_columns(placeholder),
         }
@@ -420,6 +424,8 @@ class LendingService:
         """The loan as booked: the schedule whose replay with the loan's whole history
         reproduces the stored loan and its journal (else refused)."""
         product = self.catalogue.products.get(record.product_id)
+        if product is not None and record.booking_terms is not None:
+            product = as_booked(product, record.booking_terms)  # not as changed since
         calendar = None if product is None else self.catalogue.calendar(product)
         for schedule in reversal.booking_schedules(record, product, calendar):
             opened = open_loan(record.loan_id, record.state.disbursed_on, schedule,
@@ -841,3 +847,16 @@ _INSERT_PAYMENT = insert(t.payments)
 _PAYMENT_BY_KEY = select(t.payments).where(t.payments.c.idempotency_key == bindparam("b_key"))
 _SET_RESPONSE = update(t.payments).where(t.payments.c.id == bindparam("b_id")).values(
     response=bindparam("v_response"))
+
+
+def booking_terms(product: Product) -> dict[str, str]:
+    """The product fields that shape a schedule but are not in its servicing rules."""
+    return {"rate_basis": product.rate_basis.value, "fee_mode": product.fee_mode.value,
+            "calendar": product.calendar, "rolling": product.rolling.value}
+
+
+def as_booked(product: Product, terms: dict[str, str]) -> Product:
+    """``product`` with the schedule-shaping fields a loan was booked with."""
+    return dataclasses.replace(
+        product, rate_basis=RateBasis(terms["rate_basis"]), fee_mode=FeeMode(terms["fee_mode"]),
+        calendar=terms["calendar"], rolling=Rolling(terms["rolling"]))

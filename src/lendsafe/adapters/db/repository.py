@@ -169,6 +169,8 @@ class LoanRecord:
     charged_off_on: date | None
     state: LoanState
     term: str | None = None  # as booked; None for loans booked before it was stored
+    # the product's schedule-shaping fields as booked; None for loans booked before
+    booking_terms: dict[str, str] | None = None
 
 
 def _state_from_rows(row: Any, rows: Sequence[Any]) -> LoanState:
@@ -243,6 +245,7 @@ def load_loan(connection: Connection, loan_id: int, *, for_update: bool = False)
         charged_off_on=row.charged_off_on,
         state=_state_from_rows(row, rows),
         term=row.term,
+        booking_terms=None if row.booking_terms is None else json.loads(row.booking_terms),
     )
 
 

@@ -90,6 +90,9 @@ loans = Table(
     # the approved credit application the loan was booked on (one loan per application)
     Column("application_id", String(64), nullable=True, unique=True),
     Column("term", String(8), nullable=True),  # as booked ("14d", "12m"); replay rebuilds it
+    # the product's schedule-shaping fields as booked (canonical JSON: rate basis, fee mode,
+    # calendar, rolling), so a replay does not depend on the product as it is today
+    Column("booking_terms", Text, nullable=True),
     Column("currency", String(3), nullable=False),
     Column("type", String(32), nullable=False),
     Column("status", String(16), nullable=False),
