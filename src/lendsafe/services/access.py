@@ -18,7 +18,7 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, bindparam, insert, select
 
 from lendsafe.adapters.db import tables as t
 from lendsafe.adapters.db.engine import reading
@@ -110,11 +110,14 @@ def authenticate(engine: Engine, secret: str | None) -> Principal:
     if not secret or len(secret) > 200 or not secret.startswith("lsk_"):
         raise Unauthenticated("missing or malformed credentials")
     with reading(engine).connect() as connection:
-        row = connection.execute(select(t.api_keys).where(
-            t.api_keys.c.key_hash == _hash(secret), t.api_keys.c.revoked_at.is_(None))).first()
+        row = connection.execute(_KEY_BY_HASH, {"b_hash": _hash(secret)}).first()
     if row is None or row.role not in ROLES:
         raise Unauthenticated("invalid credentials")
     return Principal(subject=f"key:{row.id}", role=row.role, borrower_id=row.borrower_id)
+
+
+_KEY_BY_HASH = select(t.api_keys).where(  # every API call: built once
+    t.api_keys.c.key_hash == bindparam("b_hash"), t.api_keys.c.revoked_at.is_(None))
 
 
 def require(principal: Principal, permission: str) -> None:

@@ -78,7 +78,7 @@ class ModelBook:
 
     def roles(self, connection: Connection) -> dict[str, str]:
         """Model id by role."""
-        rows = connection.execute(select(dt.model_roles.c.role, dt.model_roles.c.model_id))
+        rows = connection.execute(_ROLES)
         return {str(role): str(model_id) for role, model_id in rows}
 
     def assign(self, connection: Connection, role: str, model_id: str, by: str,
@@ -151,3 +151,6 @@ class ModelBook:
 
 def _shown(value: object) -> str:
     return "missing" if value is None or value == "" else str(value)
+
+
+_ROLES = select(dt.model_roles.c.role, dt.model_roles.c.model_id)  # every decision: built once

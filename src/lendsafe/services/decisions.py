@@ -22,7 +22,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from lendsafe.adapters.db import decision_tables as dt
@@ -211,15 +211,14 @@ class DecisionService:
         as plain parameter sets against statements compiled once."""
         digest = hashlib.sha256(record.inputs.encode()).hexdigest()
         request, now = record.parsed.request, record.now
-        connection.execute(dt.applications.insert(), {
+        connection.execute(_INSERT_APPLICATION, {
             "id": record.application_id, "received_at": now,
             "borrower_ref": record.parsed.body.applicant.borrower,
             "product_id": request.product, "currency": request.currency.code,
             "amount_minor": request.amount_minor, "term": str(request.term),
             "inputs": record.inputs, "inputs_sha256": digest})
         reasons = json.dumps(answer["reasons"], ensure_ascii=False)
-        connection.execute(dt.decision_log.insert(), self._log_row(record, answer, reasons,
-                                                                   digest))
+        connection.execute(_INSERT_LOG, self._log_row(record, answer, reasons, digest))
         if record.decision.decision == "refer":
             result = connection.execute(dt.referrals.insert(), {
                 "application_id": record.application_id, "status": "open",
@@ -247,13 +246,11 @@ class DecisionService:
                borrower_id: int | None) -> BorrowerFacts:
         blocked = self._blocklisted(connection, parsed.identity_hashes)
         if borrower_id is None and parsed.body.applicant.borrower:
-            borrower_id = connection.execute(select(t.borrowers.c.id).where(
-                t.borrowers.c.external_ref == parsed.body.applicant.borrower)).scalar()
+            borrower_id = connection.execute(
+                _BORROWER_BY_REF, {"b_ref": parsed.body.applicant.borrower}).scalar()
         if borrower_id is None:
             return BorrowerFacts(blocklisted=blocked)
-        loans = connection.execute(select(
-            t.loans.c.id, t.loans.c.type, t.loans.c.status, t.loans.c.charged_off_on).where(
-            t.loans.c.borrower_id == borrower_id).order_by(t.loans.c.id)).all()
+        loans = connection.execute(_LOANS_OF_BORROWER, {"b_borrower": borrower_id}).all()
         open_ids = tuple(int(r.id) for r in loans if r.status != LoanStatus.CLOSED.value)
         bullets = tuple(int(r.id) for r in loans if r.status != LoanStatus.CLOSED.value
                         and r.type == LoanType.BULLET.value)
@@ -322,6 +319,16 @@ class DecisionService:
                       decision="approve" if approve else "decline",
                       reasons=json.dumps(reasons, ensure_ascii=False))
         connection.execute(insert(dt.decision_log).values(values))
+
+
+# statements every decision runs, built once
+_INSERT_APPLICATION = dt.applications.insert()
+_INSERT_LOG = dt.decision_log.insert()
+_BORROWER_BY_REF = select(t.borrowers.c.id).where(
+    t.borrowers.c.external_ref == bindparam("b_ref"))
+_LOANS_OF_BORROWER = select(
+    t.loans.c.id, t.loans.c.type, t.loans.c.status, t.loans.c.charged_off_on).where(
+    t.loans.c.borrower_id == bindparam("b_borrower")).order_by(t.loans.c.id)
 
 
 def _referral_document(row: Any) -> dict[str, Any]:
