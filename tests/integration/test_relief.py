@@ -173,3 +173,52 @@ def test_chunks_applied_at_once_keep_the_ledger_and_audit_whole(
         assert_journal_balances(container)
     finally:
         container.engine.dispose()
+
+
+def test_a_chunk_that_fails_rolls_back_alone_and_a_rerun_finishes_the_event(
+        tmp_path: Path, database_url: str) -> None:
+    """One chunk's transaction fails (a listener raises) while others run: the run stops
+    with the error, the failed chunk leaves nothing behind, and running the event again
+    ends exactly where one clean run would, with the ledger whole."""
+    container = build(settings_with(tmp_path, database_url))
+    try:
+        lending = container.lending
+        lending.initialise(date(2026, 3, 2))
+        relief = ReliefService(lending, chunk_size=3)
+        seen: list[str] = []
+        failing = threading.Lock()
+
+        def fail_second(change: Change) -> None:
+            if change.action == "relief.apply":
+                with failing:
+                    seen.append(change.target or "")
+                    if len(seen) == 2:
+                        raise RuntimeError("the disk filled up")
+
+        lending.listeners.insert(0, fail_second)
+        covered, outside = _book(lending)
+        lending.close_business(date(2026, 4, 14))
+        with container.engine.connect() as connection:
+            reference = {i: load_loan(connection, i).state for i in covered + outside}
+        event_id = relief.declare(EVENT)["event_id"]
+        on = lending.open_date()
+        with pytest.raises(RuntimeError, match="disk filled up"):
+            relief.apply(event_id)
+        with container.engine.connect() as connection:
+            applied = connection.execute(select(func.count()).select_from(
+                rt.relief_applications).where(rt.relief_applications.c.event_id == event_id)
+            ).scalar()
+            pending = connection.execute(select(func.count()).select_from(
+                rt.relief_applications).where(rt.relief_applications.c.status == "pending")
+            ).scalar()
+        assert pending == 0 and 0 < (applied or 0) < len(covered)  # partly done, nothing half
+        assert_journal_balances(container)
+        lending.listeners.remove(fail_second)
+        assert relief.apply(event_id)["loans_covered"] == len(covered) - (applied or 0)
+        for loan_id in covered:
+            reference[loan_id], _ = apply_relief(reference[loan_id], EVENT, event_id, on)
+        _check_equal(lending, reference)
+        assert relief.apply(event_id)["loans_covered"] == 0
+        assert_journal_balances(container)
+    finally:
+        container.engine.dispose()
