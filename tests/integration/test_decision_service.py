@@ -23,6 +23,7 @@ from lendsafe.adapters.ml.registry import ModelRegistry
 from lendsafe.adapters.ml.training import train_file
 from lendsafe.bootstrap import Container, build
 from lendsafe.config import Settings
+from lendsafe.domain.lending.product import parse_term
 from lendsafe.domain.scoring.scorecard import Kind
 from lendsafe.services.access import Principal, create_api_key
 from lendsafe.services.decision_control import monitor, promotion_payload
@@ -316,3 +317,20 @@ def test_a_change_approved_in_another_process_reaches_a_running_decision_server(
     assert not bullet["available"]
     assert any("cap" in r["code"] for r in bullet["reasons"]), bullet["reasons"]
     assert str(container.catalogue.jurisdictions["CN"].annual_cost_cap) == "0.05"
+
+
+def test_a_booking_keeps_the_decisions_priced_catalogue(container: Container) -> None:
+    """Booking re-reads the product and jurisdiction in force; when nothing changed the
+    catalogue keeps the same objects, so the decisions' pricing caches (keyed on them)
+    survive every booking in a process that both books and decides."""
+    server = container.decisions
+    server.decide(application(), actor="test")
+    rules, product = (container.catalogue.jurisdictions["CN"],
+                      container.catalogue.products["cn-bullet"])
+    priced = len(server.pricing.facts.items)
+    assert priced > 0
+    container.lending.book("bob", "cn-bullet", 200_000, parse_term("14d"))
+    assert container.catalogue.jurisdictions["CN"] is rules
+    assert container.catalogue.products["cn-bullet"] is product
+    server.decide(application(), actor="test")
+    assert len(server.pricing.facts.items) >= priced  # not cleared by the booking

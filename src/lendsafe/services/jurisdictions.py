@@ -27,7 +27,8 @@ KIND = "jurisdiction.change"
 PERMISSION = "approve.jurisdiction.change"
 
 
-def register(connection: Connection, catalogue: Catalogue, now: datetime) -> None:
+def register(connection: Connection, catalogue: Catalogue, now: datetime,
+             texts: dict[str, str]) -> None:
     """Store every jurisdiction of the data file not stored yet; read the stored ones."""
     known = set(connection.execute(select(t.jurisdictions.c.code)).scalars())
     for code, rules in catalogue.jurisdictions.items():
@@ -35,35 +36,28 @@ def register(connection: Connection, catalogue: Catalogue, now: datetime) -> Non
             connection.execute(insert(t.jurisdictions).values(
                 code=code, definition=json.dumps(jurisdiction_definition(rules),
                                                  sort_keys=True), created_at=now))
-    for code in sorted(known):
-        refresh(connection, catalogue, code)
+    refresh(connection, catalogue, texts)
 
 
-def refresh(connection: Connection, catalogue: Catalogue, code: str) -> Jurisdiction | None:
-    """The jurisdiction in force (the stored copy), put into this process's catalogue."""
-    text = connection.execute(select(t.jurisdictions.c.definition).where(
-        t.jurisdictions.c.code == code)).scalar()
-    if text is None:
-        return catalogue.jurisdictions.get(code)
-    rules = load_jurisdictions({"jurisdiction": [json.loads(text)]})[code]
-    catalogue.jurisdictions[code] = rules
-    return rules
-
-
-def refresh_all(connection: Connection, catalogue: Catalogue, texts: dict[str, str]) -> None:
-    """Every stored jurisdiction put into this process's catalogue when its stored text is
-    not the one ``texts`` (the caller's memo) says the catalogue holds; unchanged rules stay
-    the same objects."""
-    for code, text in connection.execute(select(t.jurisdictions.c.code,
-                                                t.jurisdictions.c.definition)).all():
-        if texts.get(code) != text:
-            catalogue.jurisdictions[code] = load_jurisdictions(
-                {"jurisdiction": [json.loads(text)]})[code]
-            texts[code] = text
+def refresh(connection: Connection, catalogue: Catalogue, texts: dict[str, str],
+            code: str | None = None) -> Jurisdiction | None:
+    """The jurisdiction ``code`` in force (every stored one when None) put into this
+    process's catalogue. ``texts`` is the caller's memo of the stored text each held rule
+    came from: rules whose text did not change stay the same objects (so caches keyed on
+    them, such as the decisions' pricing, hold) and are not parsed again."""
+    query = select(t.jurisdictions.c.code, t.jurisdictions.c.definition)
+    if code is not None:
+        query = query.where(t.jurisdictions.c.code == code)
+    for stored_code, text in connection.execute(query).all():
+        if texts.get(stored_code) != text:
+            catalogue.jurisdictions[stored_code] = load_jurisdictions(
+                {"jurisdiction": [json.loads(text)]})[stored_code]
+            texts[stored_code] = text
+    return None if code is None else catalogue.jurisdictions.get(code)
 
 
 def change(connection: Connection, catalogue: Catalogue, code: str, changes: dict[str, Any],
-           publish: Callable[[], None]) -> dict[str, Any]:
+           publish: Callable[[], None], texts: dict[str, str]) -> dict[str, Any]:
     """Validate and store a changed jurisdiction in the caller's transaction (the approval's);
     ``publish`` announces it (audit, ledger); this process's catalogue follows on commit."""
     text = connection.execute(select(t.jurisdictions.c.definition).where(
@@ -87,12 +81,17 @@ def change(connection: Connection, catalogue: Catalogue, code: str, changes: dic
         raise Refused(problems)
     rules = _validated({**before, **changes})
     after = jurisdiction_definition(rules)
+    stored = json.dumps(after, sort_keys=True)
     connection.execute(update(t.jurisdictions).where(t.jurisdictions.c.code == code).values(
-        definition=json.dumps(after, sort_keys=True)))
+        definition=stored))
     document = {"jurisdiction": code, "before": before, "after": after}
     publish()
-    event.listen(connection, "commit",
-                 lambda _c: catalogue.jurisdictions.__setitem__(code, rules), once=True)
+
+    def committed(_connection: Connection) -> None:
+        catalogue.jurisdictions[code] = rules
+        texts[code] = stored
+
+    event.listen(connection, "commit", committed, once=True)
     return document
 
 

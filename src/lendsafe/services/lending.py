@@ -169,7 +169,8 @@ class LendingService:
             for product_id in sorted(known):
                 if product_id in self.catalogue.products:
                     self.refresh_product(connection, product_id)
-            jurisdictions.register(connection, self.catalogue, self.clock())
+            jurisdictions.register(connection, self.catalogue, self.clock(),
+                                   self._jurisdiction_texts)
 
     # -- quotes and booking --------------------------------------------------------
     def quote(self, product_id: str, amount_minor: int, term: Term, start: date,
@@ -189,7 +190,8 @@ class LendingService:
         with self.engine.begin() as connection:
             on = self.open_date(connection)
             product = self.refresh_product(connection, product_id)
-            jurisdictions.refresh(connection, self.catalogue, product.jurisdiction)
+            jurisdictions.refresh(connection, self.catalogue, self._jurisdiction_texts,
+                                  product.jurisdiction)
             quote = self.quote(product_id, amount_minor, term, on)
             if application_id is not None:
                 _check_application(connection, application_id, borrower_ref, product_id,
@@ -502,7 +504,8 @@ class LendingService:
         on = self.open_date(connection)
         result = jurisdictions.change(connection, self.catalogue, code, changes, lambda: (
             self.publish(Change(connection, "jurisdiction.change", actor, on, (),
-                                f"jurisdiction:{code}", schedule_changed=False))))
+                                f"jurisdiction:{code}", schedule_changed=False))),
+            self._jurisdiction_texts)
         bump_catalogue_version(connection)
         return result
 
@@ -535,14 +538,17 @@ class LendingService:
             raise Refused([Problem("product.jurisdiction", f"unknown jurisdiction "
                                    f"{product.jurisdiction!r}", field="changes")])
         after = product_definition(product)
+        stored = json.dumps(after, sort_keys=True)
         connection.execute(update(t.products).where(t.products.c.id == product_id).values(
-            type=product.type.value, definition=json.dumps(after, sort_keys=True)))
+            type=product.type.value, definition=stored))
         self.publish(Change(connection, "product.change", actor, self.open_date(connection),
                             (), f"product:{product_id}", schedule_changed=False))
         bump_catalogue_version(connection)
-        event.listen(connection, "commit",
-                     lambda _c: self.catalogue.products.__setitem__(product_id, product),
-                     once=True)
+        def committed(_connection: Connection) -> None:
+            self.catalogue.products[product_id] = product
+            self._product_texts[product_id] = stored
+
+        event.listen(connection, "commit", committed, once=True)
         return {"product": product_id, "before": before, "after": after}
 
     def _stored_definition(self, row: Any) -> dict[str, Any]:
@@ -569,7 +575,7 @@ class LendingService:
         process's catalogue (objects that did not change stay the same objects)."""
         for product_id in list(self.catalogue.products):
             self.refresh_product(connection, product_id)
-        jurisdictions.refresh_all(connection, self.catalogue, self._jurisdiction_texts)
+        jurisdictions.refresh(connection, self.catalogue, self._jurisdiction_texts)
 
     def product_listing(self) -> list[dict[str, Any]]:
         """The products on offer, each as in force (the database copy where registered):
