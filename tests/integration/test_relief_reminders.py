@@ -14,7 +14,7 @@ from sqlalchemy import Engine, func, select
 
 from lendsafe.adapters.channels.file_channel import FileChannel
 from lendsafe.adapters.db import tables as t
-from lendsafe.adapters.db.reminder_store import OPEN_STATUSES
+from lendsafe.adapters.db.reminder_store import OPEN_STATUSES, outstanding_amount
 from lendsafe.adapters.db.reminder_tables import reminders
 from lendsafe.domain.lending.product import Term, TermUnit
 from lendsafe.domain.lending.relief import ReliefEvent, ReliefOffer
@@ -201,14 +201,13 @@ def test_a_payment_before_the_send_never_loses_a_relief_notice(
     event_id = relief.declare(event)["event_id"]
     relief.apply(event_id)
     i, r = t.installments.c, reminders.c
-    owed = (i.principal_due_minor + i.interest_due_minor + i.fee_due_minor
-            - i.principal_paid_minor - i.interest_paid_minor - i.fee_paid_minor)
+    owed = outstanding_amount()
     with engine.connect() as connection:  # a loan with a later instalment to quote next
         paid = connection.execute(select(i.loan_id).where(i.loan_id.in_(covered), owed > 0)
                                   .group_by(i.loan_id).having(func.count() > 1)
                                   .order_by(i.loan_id).limit(1)).scalar_one()
-        due = connection.execute(select(r.due_date).where(
-            r.step_key == f"ntc:relief:{event_id}:{paid}")).scalar_one()
+        notice = r.step_key == f"ntc:relief:{event_id}:{paid}"
+        due = connection.execute(select(r.due_date).where(notice)).scalar_one()
     service.close_business(due - timedelta(days=1))  # the named instalment is due today
     with engine.connect() as connection:
         first = connection.execute(select(owed).where(i.loan_id == paid, i.due_date == due)
@@ -217,11 +216,10 @@ def test_a_payment_before_the_send_never_loses_a_relief_notice(
     with engine.connect() as connection:  # the instalment the notice names is settled now
         named = connection.execute(select(owed).select_from(t.installments.join(
             reminders, (r.loan_id == i.loan_id) & (r.installment_seq == i.seq))).where(
-            r.step_key == f"ntc:relief:{event_id}:{paid}")).scalar_one()
+            notice)).scalar_one()
     assert named <= 0
     with engine.connect() as connection:
-        status = connection.execute(select(r.status).where(
-            r.step_key == f"ntc:relief:{event_id}:{paid}")).scalar_one()
+        status = connection.execute(select(r.status).where(notice)).scalar_one()
     assert status == "pending"  # the payment's cancel_stale left it alone
     channel = FileChannel(tmp_path / "sent.jsonl")
     at = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)

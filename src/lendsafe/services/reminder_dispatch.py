@@ -182,16 +182,17 @@ class Worker:
             context["history"].setdefault(row["loan_id"], []).append(batch.now)
             return
         balance = context["balances"].get((row["loan_id"], row["installment_seq"]))
-        current = balance is not None and balance[1] > 0 and balance[0] == row["due_date"]
+        owed = balance[1] if balance and balance[1] > 0 and balance[0] == row["due_date"] \
+            else None  # what is still owed on the step's instalment as planned
         if self._step(row).kind == "notice":  # an event notice is told whatever was paid
-            amount = balance[1] if current and balance else row["amount_due_minor"]
-            self._gate_and_send(row, state, context, amount, batch)
+            self._gate_and_send(row, state, context,
+                                row["amount_due_minor"] if owed is None else owed, batch)
             return
-        if not current or balance is None:
+        if owed is None:
             reason = "instalment settled" if balance and balance[1] <= 0 else "schedule changed"
             self._finish(row, batch, "cancelled", reason)
             return
-        self._gate_and_send(row, state, context, balance[1], batch)
+        self._gate_and_send(row, state, context, owed, batch)
 
     def _gate_and_send(self, row: dict[str, Any], state: d.StepState, context: dict[str, Any],
                        outstanding: int, batch: _Batch) -> None:

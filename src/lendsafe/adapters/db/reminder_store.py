@@ -135,14 +135,18 @@ class PlanScope:
                 and (self.until is None or send_date <= self.until))
 
 
-_I = t.installments.c
-_OUTSTANDING = (_I.principal_due_minor + _I.interest_due_minor + _I.fee_due_minor
-                - _I.principal_paid_minor - _I.interest_paid_minor - _I.fee_paid_minor)
+def _owed(c: Any) -> Any:
+    return (c.principal_due_minor + c.interest_due_minor + c.fee_due_minor
+            - c.principal_paid_minor - c.interest_paid_minor - c.fee_paid_minor)
 
 
-def outstanding_amount() -> Any:
-    """What is still owed on an instalment (one shared SQL expression)."""
-    return _OUTSTANDING
+_OUTSTANDING = _owed(t.installments.c)
+
+
+def outstanding_amount(columns: Any = None) -> Any:
+    """What is still owed on an instalment (one shared SQL expression), of the
+    ``installments`` table or of the alias whose ``columns`` are given."""
+    return _OUTSTANDING if columns is None else _owed(columns)
 
 
 def loans_in(connection: Connection, loan_ids: Sequence[int]) -> Callable[[Any], Any]:
@@ -413,18 +417,12 @@ def _fill_slots(connection: Connection, rows: Sequence[Mapping[str, Any]]) -> No
 def cancel_stale(connection: Connection, loan_ids: Sequence[int], now: datetime) -> int:
     """Cancel open steps of ``loan_ids`` whose instalment is settled or no longer scheduled."""
     if len(loan_ids) <= SHORT_SCOPE:  # a booking, a payment: one statement built once
-        if not _CANCEL_SHORT:
-            _CANCEL_SHORT.append(_cancel_statement(
-                lambda column: column.in_(bindparam("ids", expanding=True)), None))
-        result = connection.execute(_CANCEL_SHORT[0], {"ids": list(loan_ids), "now": now})
+        result = connection.execute(_CANCEL_SHORT, {"ids": list(loan_ids), "now": now})
     else:  # a relief chunk: the scope table, and the instalments of the id range only
         span = (min(loan_ids), max(loan_ids))
         result = connection.execute(_cancel_statement(loans_in(connection, loan_ids), span),
                                     {"now": now})
     return int(result.rowcount or 0)
-
-
-_CANCEL_SHORT: list[Any] = []
 
 
 def _cancel_statement(among: Callable[[Any], Any], span: tuple[int, int] | None) -> Any:
@@ -440,6 +438,10 @@ def _cancel_statement(among: Callable[[Any], Any], span: tuple[int, int] | None)
                    r.inflight == False, not_(live),  # noqa: E712
                    not_(r.step_key.like(NOTICE_KEY_PREFIX + "%")))  # an event notice still goes
             .values(status="cancelled", reason=reason, updated_at=bindparam("now")))
+
+
+_CANCEL_SHORT = _cancel_statement(lambda column: column.in_(bindparam("ids", expanding=True)),
+                                  None)
 
 
 def cancel_charged_off(connection: Connection, day: date, now: datetime) -> int:
@@ -488,15 +490,11 @@ def plan_notices(
 def _notice_candidates(policy: ReminderPolicy, loan_ids: Sequence[int],
                        among: Callable[[Any], Any], default_tz: str) -> Any:
     i, u = t.installments.c, t.installments.alias("unsettled").c
-    span = i.loan_id.between(min(loan_ids), max(loan_ids))  # an index range, not a table scan
-    first = (select(func.min(u.seq)).where(
-        u.loan_id == t.loans.c.id,
-        u.principal_due_minor + u.interest_due_minor + u.fee_due_minor
-        - u.principal_paid_minor - u.interest_paid_minor - u.fee_paid_minor > 0)
-        .scalar_subquery())  # the loan's first unsettled instalment, looked up per loan
+    first = (select(func.min(u.seq)).where(u.loan_id == t.loans.c.id, outstanding_amount(u) > 0)
+             .scalar_subquery())  # the loan's first unsettled instalment, looked up per loan
     whole = _candidates(policy, PlanScope(loan_ids=tuple(loan_ids)), default_tz,
-                        among(i.loan_id)).element
-    return whole.where(span, i.seq == first).subquery("candidates")
+                        among(i.loan_id)).element  # (a wide scope carries its id range)
+    return whole.where(i.seq == first).subquery("candidates")
 
 
 def _notice_slot(zone: str, quiet_text: str, policy: ReminderPolicy, notice: ReminderStep,
