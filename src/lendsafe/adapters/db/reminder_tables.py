@@ -85,9 +85,12 @@ Index("ix_reminders_due", reminders.c.status, reminders.c.due_at,
       postgresql_where=reminders.c.status.in_(
           ("pending", "awaiting_receipt", "unreachable", "blocked")))
 # PostgreSQL: room on every page so a worker's lease (lease_owner, lease_until, inflight:
-# none indexed) is a heap-only (HOT) update that touches no index
+# none indexed) is a heap-only (HOT) update that touches no index. A claim leases every row
+# of a page at once, so the page needs room for a second version of each of its rows: at
+# fillfactor 80 only 4,800 of 20,000 claim updates were HOT (the rest wrote into all four
+# indexes), at 50 nearly all are (sixth session: claim 96 -> 76 us per step, one worker)
 event.listen(reminders, "after_create",
-             DDL("ALTER TABLE reminders SET (fillfactor = 80)")  # type: ignore[no-untyped-call]
+             DDL("ALTER TABLE reminders SET (fillfactor = 50)")  # type: ignore[no-untyped-call]
              .execute_if(dialect="postgresql"))
 Index("ix_reminders_loan", reminders.c.loan_id, reminders.c.installment_seq)
 Index("ix_reminders_send_date", reminders.c.send_date)
