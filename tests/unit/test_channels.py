@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lendsafe.adapters.channels import (
     OVERRIDE_ENV,
@@ -391,3 +393,24 @@ def test_env_is_not_read_implicitly(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert channels_from_env({}) is None  # only the mapping passed in counts
     with pytest.raises(ChannelError):
         channels_from_env(dict(os.environ))
+
+
+@given(st.text(min_size=1), st.text(min_size=1), st.text(min_size=1),
+       st.one_of(st.none(), st.text()), st.text(min_size=1), st.sampled_from(["zh", "en"]),
+       st.text())
+@settings(max_examples=300, deadline=None)
+def test_a_file_line_is_exactly_what_the_json_encoder_writes(
+        key: str, loan: str, recipient: str, subject: str | None, body: str, language: str,
+        message_id: str) -> None:
+    """The hand-built line equals ``json.dumps(..., ensure_ascii=False, sort_keys=True)``
+    for any text (quotes, backslashes, control characters, astral code points)."""
+    from lendsafe.adapters.channels.file_channel import _line
+
+    message = OutboundMessage(key, loan, "sms", "T-1", recipient,
+                              subject, body, language)  # type: ignore[arg-type]
+    record = {"dedup_key": key, "message_id": message_id, "loan_id": loan, "channel": "sms",
+              "step": "T-1", "recipient": recipient, "subject": subject, "body": body,
+              "language": language, "sent_at": "2026-03-22T01:00:30+00:00"}
+    line = _line(message, message_id, "2026-03-22T01:00:30+00:00")
+    assert line == json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n"
+    assert json.loads(line) == record

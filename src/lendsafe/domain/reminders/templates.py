@@ -148,6 +148,12 @@ def default_catalog() -> TemplateCatalog:
 
 
 def _format_value(template: Template, name: str, value: object) -> str:
+    # the common types first, by exact type (a bool is an int subclass, and is refused)
+    kind = type(value)
+    if kind is str:
+        return value  # type: ignore[return-value]
+    if kind is int:
+        return str(value)
     try:
         if isinstance(value, Money):
             return format_money(value, template.language)
@@ -171,8 +177,8 @@ def render(
 ) -> RenderedMessage:
     """Render ``template_id`` in ``language``; every placeholder must be in ``context``."""
     template = (catalog or default_catalog()).get(template_id, language)
-    missing = sorted(template.fields - set(context))
-    if missing:
+    if not template.fields <= context.keys():
+        missing = sorted(template.fields - set(context))
         raise TemplateError(template_id, language, missing[0], "no value in context")
     values = {name: _format_value(template, name, context[name]) for name in template.fields}
     return RenderedMessage(
