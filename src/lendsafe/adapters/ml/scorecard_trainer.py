@@ -371,7 +371,15 @@ def _export_average(members: list[_Member], frame: pd.DataFrame, y: npt.NDArray[
         build = _average_numeric if kinds[name] == "numeric" else _average_categorical
         chars.append(build(name, tables, column, y, tolerance, min_size))
     intercept = float(np.mean([m.intercept for m in members]))
-    return Scorecard(tuple(chars), scaling, scaling.offset - scaling.factor * intercept, pd_map)
+    base = scaling.offset - scaling.factor * intercept
+    # a characteristic merged down to one row that missing values share gives every applicant
+    # the same points: a constant, which goes into the base (it can never be a reason)
+    constant = [c.name for c in chars if len(c.bins) == 1 and c.missing.points == c.bins[0].points]
+    if len(constant) == len(chars):
+        constant = constant[1:]  # a scorecard keeps at least one characteristic
+    base += sum(c.bins[0].points for c in chars if c.name in constant)
+    kept = tuple(c for c in chars if c.name not in constant)
+    return Scorecard(kept, scaling, base, pd_map)
 
 
 # one member's points for one characteristic: (edges or category groups, bin points, missing)
