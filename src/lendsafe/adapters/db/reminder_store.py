@@ -320,10 +320,6 @@ def _reachable(candidates: Any) -> Any:
 def _plan_select(policy: ReminderPolicy, candidates: Any, now: datetime, *,
                  joined: Any = None, step_key: Any = None) -> Any:
     c, s = candidates.c, slots.c
-    reachable = _reachable(candidates)
-    status = case((reachable, "pending"), (s.legally_required == True, "unreachable"),  # noqa: E712
-                  else_="skipped")
-    reason = case((reachable, None), else_="no reachable channel at planning")
     language = case((c.language.in_(policy.languages), c.language),
                     else_=policy.default_language)
     if step_key is None:
@@ -332,13 +328,26 @@ def _plan_select(policy: ReminderPolicy, candidates: Any, now: datetime, *,
     if joined is None:
         joined = and_(s.time_zone == c.time_zone, s.quiet_hours == c.quiet_hours,
                       s.due_date == c.due_date)
+    # the reachability probe once per row: status and reason both read it, and written
+    # twice it ran twice (two index probes per planned step); OFFSET 0 keeps the inner
+    # query from being flattened back into the outer one (PostgreSQL and SQLite)
+    inner = select(
+        step_key.label("step_key"), c.loan_id, c.borrower_id, c.seq, s.step_code, s.send_date,
+        c.due_date, c.outstanding, c.currency, s.legally_required, s.template_id,
+        language.label("language"), s.channels, s.nominal_at, s.planned_at, s.expires_at,
+        _reachable(candidates).label("reachable"),
+    ).select_from(candidates.join(slots, joined)).offset(0).subquery("planned")
+    p = inner.c
+    status = case((p.reachable, "pending"), (p.legally_required == True, "unreachable"),  # noqa: E712
+                  else_="skipped")
+    reason = case((p.reachable, None), else_="no reachable channel at planning")
     return select(
-        step_key, c.loan_id, c.borrower_id, c.seq, s.step_code, literal(policy.policy_id),
-        s.send_date, c.due_date, c.outstanding, c.currency, s.legally_required, s.template_id,
-        language, s.channels, s.nominal_at, s.planned_at, s.expires_at, status, reason,
-        s.planned_at, literal(0), literal(0), literal(0), literal(0), literal(False),
+        p.step_key, p.loan_id, p.borrower_id, p.seq, p.step_code, literal(policy.policy_id),
+        p.send_date, p.due_date, p.outstanding, p.currency, p.legally_required, p.template_id,
+        p.language, p.channels, p.nominal_at, p.planned_at, p.expires_at, status, reason,
+        p.planned_at, literal(0), literal(0), literal(0), literal(0), literal(False),
         literal(now), literal(now),
-    ).select_from(candidates.join(slots, joined))
+    ).where(p.loan_id.is_not(None))  # SQLite's upsert after INSERT ... SELECT needs a WHERE
 
 
 _PLAN_COLUMNS = ("step_key", "loan_id", "borrower_id", "installment_seq", "step_code",
