@@ -24,7 +24,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
-from operator import itemgetter
 from typing import Any, NamedTuple
 
 from sqlalchemy import (
@@ -106,7 +105,9 @@ def claim_batch(connection: Connection, owner: str, now: datetime, lease: timede
         rows = _claim_sqlite(connection, owner, now, lease, limit)
         return rows, (_load_context_sqlite(connection, rows, now) if rows else _no_context())
     context = _no_context()
-    return _claim_postgres(connection, owner, now, lease, limit, context), context
+    rows = [_with_context(row, context)
+            for row in _claim_postgres(connection, owner, now, lease, limit)]
+    return rows, context
 
 
 def _no_context() -> dict[str, Any]:
@@ -155,44 +156,38 @@ _OUTSTANDING_SQL: list[str] = []  # the shared expression, compiled once (same t
 
 
 def _claim_postgres(connection: Connection, owner: str, now: datetime, lease: timedelta,
-                    limit: int, context: dict[str, Any]) -> list[dict[str, Any]]:
-    """Serialise claims (advisory lock), then pick, lease and return in one statement; the
-    ``ctx_*`` columns of each row go into ``context`` (contacts, addresses, balances,
-    recent contacts), the rest make the row (in id order)."""
+                    limit: int) -> list[dict[str, Any]]:
+    """Serialise claims (advisory lock), then pick, lease and return in one statement."""
     connection.exec_driver_sql("SELECT pg_advisory_xact_lock(%s, %s)", CLAIM_LOCK_KEY)
     sql = _pg_claim_sql(limit, _outstanding_sql(connection))
     result = connection.exec_driver_sql(sql, {
         "now": now, "until": now + lease, "owner": owner,
         "history_since": now - _HISTORY_WINDOW})
     keys = tuple(result.keys())
-    split = keys.index("ctx_time_zone")  # the row's own columns come first, then context
-    assert keys[split:] == _CONTEXT_COLUMNS, keys
-    row_keys = keys[:split]
-    seq, expires = row_keys.index("installment_seq"), row_keys.index("expires_at")
-    contacts, addresses, balances, history = (context["contacts"], context["addresses"],
-                                              context["balances"], context["history"])
-    rows = []
-    # tuples, not per-row dict surgery: this loop runs for every step a worker sends
-    for values in sorted(result.fetchall(), key=itemgetter(0)):
-        own = values[:split]
-        row = dict(zip(row_keys, own, strict=True))
-        row["expires_at"] = aware(own[expires])
-        borrower, loan = row["borrower_id"], row["loan_id"]
-        zone, quiet, opt_outs, due_date, outstanding, sealed, sent = values[split:]
-        if zone is not None:
-            contacts[borrower] = ContactRow(zone, quiet, opt_outs)
-        if sealed:
-            addresses[borrower] = {channel: (text_, key_id) for channel, text_, key_id in sealed}
-        if due_date is not None:
-            balances[(loan, own[seq])] = (due_date, int(outstanding))
-        if sent:
-            history[loan] = [aware(value) for value in sent]
-        rows.append(row)
+    rows = [dict(zip(keys, row, strict=True)) for row in result.fetchall()]
+    rows.sort(key=lambda row: row["id"])
     return rows
 
 
-_CONTEXT_COLUMNS = ("ctx_time_zone", "ctx_quiet_hours", "ctx_opt_outs", "ctx_due_date",
-                    "ctx_outstanding", "ctx_addresses", "ctx_history")
+def _with_context(row: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
+    """Move the ``ctx_*`` columns of a claimed row into the batch context."""
+    borrower, loan = row["borrower_id"], row["loan_id"]
+    zone, quiet, opt_outs = (row.pop("ctx_time_zone"), row.pop("ctx_quiet_hours"),
+                             row.pop("ctx_opt_outs"))
+    if zone is not None:
+        context["contacts"][borrower] = ContactRow(zone, quiet, opt_outs)
+    addresses = row.pop("ctx_addresses")
+    if addresses:
+        context["addresses"][borrower] = {channel: (sealed, key_id)
+                                          for channel, sealed, key_id in addresses}
+    due_date, outstanding = row.pop("ctx_due_date"), row.pop("ctx_outstanding")
+    if due_date is not None:
+        context["balances"][(loan, row["installment_seq"])] = (due_date, int(outstanding))
+    history = row.pop("ctx_history")
+    if history:
+        context["history"][loan] = [aware(value) for value in history]
+    row["expires_at"] = aware(row["expires_at"])
+    return row
 
 
 _SQLITE_AMONG = " IN (SELECT value FROM json_each(?))"  # one JSON parameter, not 1,000

@@ -37,7 +37,7 @@ and the scaling's ``factor``/``offset``, a member's bin gets ``-factor·b_j·WoE
 of the members' edges (categories: grouped by equal averaged points) and gives each bin the
 mean of the members' points there, so the score is the mean of the members' scores and
 ``score = offset + factor·ln(good:bad odds)`` of that mean log-odds. Why not one refit on all
-rows (``average_inner=False``, kept for comparison): the probability of default of a score is
+rows (the export until the sixth session): the probability of default of a score is
 calibrated (``calibrate``, on by default) on every training row's out-of-fold log-odds (each
 member scoring the inner fold it did not see), fitting a Platt or centred-isotonic
 calibrator, whichever has the lower cross-fitted Brier score (``adapters/ml/calibrators.py``),
@@ -97,9 +97,6 @@ class ScorecardConfig:
     seed: int = 42
     alpha: float = 0.05  # one-sided level of the test that may replace the default candidate
     calibrate: bool = True  # PD through a calibrator fitted on inner out-of-fold log-odds
-    #: the exported points are the average of the inner models' (True) or a refit on all
-    #: the training rows (False); see the module docstring
-    average_inner: bool = True
     #: averaged bins whose points lie within this many points of each other are one bin
     #: (the union of ten members' edges would otherwise make tables of 20-30 rows)
     merge_points: float = 1.0
@@ -158,16 +155,9 @@ def train_scorecard(
         label, trends, c, margins, members = _choose_settings(frame, y, schema, cfg,
                                                               candidates)
         pd_map = choose_calibrator(margins, y, cfg.seed)[0] if cfg.calibrate else None
-        if cfg.average_inner:
-            card = _export_average(members, frame, y, schema, cfg.scaling, pd_map,
-                                   cfg.merge_points, cfg.merge_min_share)
-            selected = list(card.names)
-        else:
-            process = _fit_binning(frame, y, schema, cfg, trends)
-            woe = _woe(process, frame)[candidates]
-            model, selected = _fit_regression(woe, y, c)
-            card = _export(process, model, selected, schema, cfg.scaling, pd_map)
-    return ScorecardFit(card, selected, iv, c, label, trends)
+        card = _export_average(members, frame, y, schema, cfg.scaling, pd_map,
+                               cfg.merge_points, cfg.merge_min_share)
+    return ScorecardFit(card, list(card.names), iv, c, label, trends)
 
 
 @dataclass(frozen=True)
@@ -337,23 +327,6 @@ def _fit_regression(
         selected.pop(int(np.argmax(coefs)))
 
 
-def _export(
-    process: BinningProcess,
-    model: LogisticRegression,
-    selected: list[str],
-    schema: DataSchema,
-    scaling: PointsScaling,
-    pd_map: Calibrator | None = None,
-) -> Scorecard:
-    kinds = {c.name: c.kind for c in schema.columns}
-    chars = tuple(
-        _characteristic(name, process, float(coef) * -scaling.factor, kinds[name])
-        for name, coef in zip(selected, model.coef_[0], strict=True)
-    )
-    base = scaling.offset - scaling.factor * float(model.intercept_[0])
-    return Scorecard(chars, scaling, base, pd_map)
-
-
 def _export_average(members: list[_Member], frame: pd.DataFrame, y: npt.NDArray[np.int64],
                     schema: DataSchema, scaling: PointsScaling,
                     pd_map: Calibrator | None, tolerance: float, min_size: float
@@ -510,32 +483,3 @@ def _average_categorical(name: str, tables: list[_MemberPoints], column: Any,
                                float(bad.mean()) if bad.size else None)
     return Characteristic(name, Kind.CATEGORICAL, bins, missing, (), tuple(seen),
                           tuple(bin_of[c] for c in seen))
-
-
-def _characteristic(name: str, process: BinningProcess, weight: float, kind: str) -> Characteristic:
-    optb = process.get_binned_variable(name)
-    table = optb.binning_table.build()
-    n_bins = len(optb.splits) + (1 if kind == "numeric" else 0)
-    bins = tuple(_bin(table.iloc[i], weight, kind) for i in range(n_bins))
-    missing_row = table.iloc[n_bins + 1]  # regular bins, then Special, then Missing
-    missing = _missing_bin(missing_row, weight, bins)
-    if kind == "numeric":
-        edges = tuple(float(s) for s in optb.splits)
-        return Characteristic(name, Kind.NUMERIC, bins, missing, edges=edges)
-    groups = [[str(v) for v in group] for group in optb.splits]
-    cats = tuple(v for group in groups for v in group)
-    index = tuple(i for i, group in enumerate(groups) for _ in group)
-    return Characteristic(name, Kind.CATEGORICAL, bins, missing, (), cats, index)
-
-
-def _bin(row: pd.Series, weight: float, kind: str) -> Bin:
-    label = row["Bin"]
-    text = ", ".join(str(v) for v in label) if kind == "categorical" else str(label)
-    return Bin(text, weight * float(row["WoE"]), int(row["Count"]), float(row["Event rate"]))
-
-
-def _missing_bin(row: pd.Series, weight: float, bins: tuple[Bin, ...]) -> Bin:
-    count = int(row["Count"])
-    if count == 0:
-        return Bin("missing", min(b.points for b in bins), 0, None)
-    return Bin("missing", weight * float(row["WoE"]), count, float(row["Event rate"]))
